@@ -1,0 +1,52 @@
+# One command per job; CI (.ci/run) runs `make test`, exactly what a person runs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb))
+# JupyterLab refuses to run as root without this; CI machines and containers run as root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+# With no screen, do not try to open a browser: JupyterLab prints the URL to open instead.
+BROWSER_FLAG := $(if $(DISPLAY)$(WAYLAND_DISPLAY)$(filter Darwin,$(shell uname -s)),,--no-browser)
+
+.DEFAULT_GOAL := help
+.PHONY: help install lab test lint typecheck unit nbval notebooks sync clean
+
+help: ## List the commands
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[lab,test,dev]'
+	touch $@
+
+install: $(STAMP) ## Create .venv (if missing) and install the course into it
+
+lab: $(STAMP) ## Install, then open the course in JupyterLab (on 127.0.0.1)
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) $(BROWSER_FLAG) notebooks/00-Index.ipynb
+
+test: $(STAMP) lint typecheck unit nbval ## Install, then run lint, type check, unit tests and every notebook
+
+lint: $(STAMP) ## ruff: lint and formatting
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP) ## mypy over src/
+	$(BIN)/mypy
+
+unit: $(STAMP) ## Unit and loopback tests
+	$(BIN)/pytest tests
+
+nbval: $(STAMP) ## Re-run every notebook and compare with its stored outputs
+	$(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg \
+	    --nbval-cell-timeout 120 -p no:cacheprovider $(NOTEBOOKS)
+
+sync: $(STAMP) ## Copy module code into notebook cells and refresh navigation links
+	$(BIN)/python tools/sync_notebooks.py
+
+notebooks: sync ## Re-execute every notebook and store its outputs
+	$(BIN)/python tools/run_notebooks.py $(NOTEBOOKS)
+
+clean: ## Remove .venv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

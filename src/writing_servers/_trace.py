@@ -1,0 +1,168 @@
+"""Record what happens inside a server, from the reactor thread, for the main thread to show.
+
+:class:`TracingFactory` wraps any factory (Twisted's own
+:class:`~twisted.protocols.policies.WrappingFactory`) so that every protocol
+callback and every write passes through a recorder on its way.  Recording
+never prints: the reactor thread only appends to a locked list, and a cell
+shows the :class:`Trace` once the operation it waited for has finished.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import Factory, connectionDone
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.python.failure import Failure
+
+from .render import Line, Renderable
+
+#: Events kept per server; older ones are dropped (and counted) past this.
+MAX_EVENTS = 5000
+#: Bytes shown of one dataReceived/write before it is summarised.
+SHOW_BYTES = 60
+
+
+def describe(data: bytes) -> str:
+    """``b'...'`` for short data; a length and a prefix for long data."""
+    if len(data) <= SHOW_BYTES:
+        return repr(data)
+    return f"{data[:24]!r}… ({len(data):,} bytes)"
+
+
+class Trace(Renderable):
+    """Server-side events in the order they happened (thread-safe)."""
+
+    def __init__(self, title: str = "server") -> None:
+        self.title = title
+        self._lock = threading.Lock()
+        self._events: deque[str] = deque(maxlen=MAX_EVENTS)
+        self._dropped = 0
+
+    def add(self, text: str) -> None:
+        with self._lock:
+            if len(self._events) == self._events.maxlen:
+                self._dropped += 1
+            self._events.append(text)
+
+    def events(self) -> list[str]:
+        with self._lock:
+            return list(self._events)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._events.clear()
+            self._dropped = 0
+
+    def lines(self) -> list[Line]:
+        with self._lock:
+            dropped = self._dropped
+            events = list(self._events)
+        head = [Line("note", f"[{dropped:,} earlier events not kept]")] if dropped else []
+        return head + [Line("event", text) for text in events]
+
+
+class TracingProtocol(ProtocolWrapper):
+    """Pass every call through to the wrapped protocol, noting it first."""
+
+    factory: TracingFactory
+
+    def __init__(self, factory: TracingFactory, wrappedProtocol: Any, number: int) -> None:
+        super().__init__(factory, wrappedProtocol)
+        self.number = number
+
+    def _note(self, text: str) -> None:
+        self.factory.note(f"#{self.number} {text}")
+
+    def connectionMade(self) -> None:
+        self._note("connectionMade()")
+
+    def dataReceived(self, data: bytes) -> None:
+        self._note(f"dataReceived({describe(data)})")
+        super().dataReceived(data)
+
+    def write(self, data: bytes) -> None:
+        self._note(f"write({describe(data)})")
+        super().write(data)
+
+    def writeSequence(self, data: Any) -> None:
+        self._note(f"write({describe(b''.join(data))})")
+        super().writeSequence(data)
+
+    def loseConnection(self) -> None:
+        self._note("loseConnection()")
+        super().loseConnection()
+
+    def abortConnection(self) -> None:
+        self._note("abortConnection()")
+        self.disconnecting = 1
+        self.transport.abortConnection()  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._note(f"connectionLost({type(reason.value).__name__})")
+        super().connectionLost(reason)
+        self.factory.connection_closed()
+
+
+class TracingFactory(WrappingFactory[TracingProtocol]):
+    """Wrap *wrapped* so that its protocols' events land in :attr:`trace`."""
+
+    protocol = TracingProtocol
+    noisy = False  # Twisted would otherwise log "Starting factory" from the reactor thread
+
+    def __init__(self, wrapped: Factory, trace: Trace | None = None) -> None:
+        super().__init__(wrapped)
+        self.trace = trace
+        self.connections_made = 0
+        self._waiters: list[tuple[int, Deferred[None]]] = []
+
+    def note(self, text: str) -> None:
+        if self.trace is not None:
+            self.trace.add(text)
+
+    def doStart(self) -> None:
+        if self.wrappedFactory.numPorts == 0:
+            self.note("startFactory()")
+        super().doStart()
+
+    def doStop(self) -> None:
+        if self.wrappedFactory.numPorts == 1:
+            self.note("stopFactory()")
+        super().doStop()
+
+    def buildProtocol(self, addr: IAddress | None) -> TracingProtocol | None:  # type: ignore[override]
+        wrapped = self.wrappedFactory.buildProtocol(addr)
+        if wrapped is None:
+            self.note("buildProtocol() refused the connection")
+            return None
+        self.connections_made += 1
+        self.note(f"#{self.connections_made} buildProtocol() -> {type(wrapped).__name__}")
+        return TracingProtocol(self, wrapped, self.connections_made)
+
+    @property
+    def open_connections(self) -> int:
+        return len(self.protocols)
+
+    def when_at_most(self, count: int) -> Deferred[None]:
+        """A Deferred that fires once at most *count* connections are open (at once if so now)."""
+        waiter: Deferred[None] = Deferred(lambda d: self._waiters.remove((count, d)))
+        if len(self.protocols) <= count:
+            waiter.callback(None)
+        else:
+            self._waiters.append((count, waiter))
+        return waiter
+
+    def connection_closed(self) -> None:
+        ready = [(count, d) for count, d in self._waiters if len(self.protocols) <= count]
+        for entry in ready:
+            self._waiters.remove(entry)
+            entry[1].callback(None)
+
+    def abort_all(self) -> None:
+        """Drop every open connection at once (for cleaning up a lab)."""
+        for wrapper in list(self.protocols):
+            wrapper.transport.abortConnection()

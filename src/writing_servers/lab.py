@@ -1,0 +1,434 @@
+"""A Twisted reactor on a background thread, for notebooks.
+
+The kernel's main thread stays free for cells; servers run on one daemon
+thread named ``twisted-reactor``.  The rules this module keeps:
+
+* :func:`start` is idempotent and returns once the reactor is iterating.
+  A reactor that was shut down cannot run again: :func:`start` says so.
+* Every cross-thread call (:func:`call`, :func:`listen`, :meth:`Server.stop`)
+  has a timeout and says what it was waiting for when it gives up.
+* Nothing here prints from the reactor thread.  Server events are recorded
+  and shown by the main thread; errors Twisted logs are collected and printed
+  by the main thread at the end of the cell that was running.
+* :func:`listen` binds ``127.0.0.1`` on a free port unless told otherwise and
+  remembers the server under a name; listening again under that name first
+  stops the earlier server, so re-running a cell never leaks a port.
+
+It knows nothing about any section of the course.
+"""
+
+from __future__ import annotations
+
+import atexit
+import sys
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.internet.protocol import Factory
+from twisted.python.failure import Failure
+
+from ._errors import ErrorLog, capture
+from ._trace import Trace, TracingFactory
+from .render import Renderable, side_by_side
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "LabTimeout",
+    "ReactorStopped",
+    "Server",
+    "call",
+    "errors",
+    "listen",
+    "running",
+    "servers",
+    "show",
+    "shutdown",
+    "start",
+    "stop_all",
+]
+
+DEFAULT_TIMEOUT = 10.0
+#: Extra time the main thread waits beyond a call's own timeout, so the
+#: reactor-side timeout (which cancels the work cleanly) normally fires first.
+_GRACE = 2.0
+THREAD_NAME = "twisted-reactor"
+LOOPBACK = "tcp:0:interface=127.0.0.1"
+
+T = TypeVar("T")
+
+
+class LabTimeout(TimeoutError):
+    """A cross-thread call did not finish in time."""
+
+
+class ReactorStopped(RuntimeError):
+    """The background reactor has stopped; Twisted reactors cannot restart."""
+
+
+_lock = threading.RLock()
+_thread: threading.Thread | None = None
+_run_error: BaseException | None = None
+_servers: dict[str, Server] = {}
+_errors = ErrorLog()
+
+
+def _reactor() -> Any:
+    from twisted.internet import reactor
+
+    return reactor
+
+
+# -- the reactor thread ---------------------------------------------------
+
+
+def start(timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Run the reactor on a daemon thread; return once it is iterating.
+
+    Safe to call any number of times.
+    """
+    global _thread, _run_error
+    with _lock:
+        if _thread is not None:
+            if _thread.is_alive():
+                return
+            raise ReactorStopped(_stopped_message())
+        reactor = _reactor()
+        if reactor.running:
+            raise RuntimeError(
+                "a Twisted reactor is already running in this process, started by something "
+                "other than writing_servers.lab; restart the kernel to use the lab runtime"
+            )
+        capture(_errors)
+        _install_cell_hook()
+        iterating = threading.Event()
+        reactor.callWhenRunning(iterating.set)
+
+        def run() -> None:
+            global _run_error
+            try:
+                reactor.run(installSignalHandlers=False)
+            except BaseException as error:  # reported to the main thread by start()
+                _run_error = error
+            finally:
+                iterating.set()
+
+        _run_error = None
+        _thread = threading.Thread(target=run, name=THREAD_NAME, daemon=True)
+        _thread.start()
+        if not iterating.wait(timeout):
+            raise LabTimeout(f"the reactor did not start iterating within {timeout:g} s")
+        if not _thread.is_alive():
+            raise ReactorStopped(_stopped_message())
+
+
+def _stopped_message() -> str:
+    cause = f" ({type(_run_error).__name__}: {_run_error})" if _run_error else ""
+    return (
+        f"the background reactor has stopped{cause}, and a Twisted reactor cannot be "
+        "started twice in one process: restart the kernel (Kernel > Restart Kernel) to get a new one"
+    )
+
+
+def running() -> bool:
+    """Whether the background reactor thread is alive."""
+    return _thread is not None and _thread.is_alive()
+
+
+@overload
+def call(
+    fn: Callable[..., defer.Deferred[T]],
+    *args: Any,
+    timeout: float = ...,
+    what: str | None = ...,
+    **kwargs: Any,
+) -> T: ...
+
+
+@overload
+def call(
+    fn: Callable[..., T],
+    *args: Any,
+    timeout: float = ...,
+    what: str | None = ...,
+    **kwargs: Any,
+) -> T: ...
+
+
+def call(
+    fn: Callable[..., Any],
+    *args: Any,
+    timeout: float = DEFAULT_TIMEOUT,
+    what: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Run ``fn(*args, **kwargs)`` on the reactor thread and wait for its result.
+
+    If it returns a Deferred, wait for that.  After *timeout* seconds the work
+    is cancelled and :class:`LabTimeout` names *what* was being waited for.
+    An interrupt (Kernel > Interrupt) cancels the work too.
+    """
+    start()
+    if threading.current_thread() is _thread:
+        raise RuntimeError("lab.call() blocks, so it cannot run on the reactor thread itself")
+    reactor = _reactor()
+    description = what or getattr(fn, "__qualname__", repr(fn))
+    finished = threading.Event()
+    outcome: list[Any] = []
+    pending: list[defer.Deferred[Any]] = []
+
+    def in_reactor() -> None:
+        result = defer.maybeDeferred(fn, *args, **kwargs)
+        pending.append(result)
+        result.addTimeout(timeout, reactor)
+
+        def deliver(value: object) -> None:
+            outcome.append(value)
+            finished.set()  # returning None also marks any failure as handled
+
+        result.addBoth(deliver)
+
+    def cancel() -> None:
+        for result in pending:
+            result.cancel()
+
+    reactor.callFromThread(in_reactor)
+    try:
+        if not finished.wait(timeout + _GRACE):
+            reactor.callFromThread(cancel)
+            raise LabTimeout(
+                f"timed out after {timeout:g} s waiting for {description}: the reactor thread did not answer"
+            )
+    except KeyboardInterrupt:
+        reactor.callFromThread(cancel)
+        raise
+    result = outcome[0]
+    if isinstance(result, Failure):
+        if result.check(defer.TimeoutError):
+            raise LabTimeout(f"timed out after {timeout:g} s waiting for {description}")
+        result.raiseException()
+    return result
+
+
+def shutdown(timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Stop every server, then the reactor itself (it cannot be started again)."""
+    if not running():
+        return
+    stop_all(timeout)
+    reactor = _reactor()
+    reactor.callFromThread(reactor.stop)
+    assert _thread is not None
+    _thread.join(timeout)
+    if _thread.is_alive():
+        raise LabTimeout(f"the reactor thread did not stop within {timeout:g} s")
+
+
+# -- servers ----------------------------------------------------------------
+
+
+class Server:
+    """A listening server started by :func:`listen`.
+
+    ``address`` is ``(host, port)`` for TCP and TLS, or the path of a UNIX
+    socket; clients connect to the server object itself.
+    """
+
+    def __init__(self, name: str, factory: Factory, tracer: TracingFactory, port: IListeningPort) -> None:
+        self.name = name
+        self.factory = factory
+        self.trace: Trace = tracer.trace or Trace(name)
+        self._tracer = tracer
+        self._port = port
+        self._stopped = False
+        host = port.getHost()
+        self.host: str | None = getattr(host, "host", None)
+        self.port: int | None = getattr(host, "port", None)
+        self.path: str | None = _decoded(getattr(host, "name", None))
+
+    @property
+    def address(self) -> tuple[str, int] | str:
+        if self.path is not None:
+            return self.path
+        assert self.host is not None and self.port is not None
+        return (self.host, self.port)
+
+    @property
+    def listening(self) -> bool:
+        return not self._stopped
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open right now (read on the reactor thread)."""
+        return call(lambda: self._tracer.open_connections, what=f"the {self.name!r} connection count")
+
+    @property
+    def connections_made(self) -> int:
+        return self._tracer.connections_made
+
+    def wait_until_idle(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Wait until every connection to this server has closed (connectionLost has run)."""
+        self.wait_for_open_connections(0, timeout)
+
+    def wait_for_open_connections(self, at_most: int, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Wait until no more than *at_most* connections are open (their connectionLost has run).
+
+        A client's ``close()`` returns before the server has noticed; wait
+        with this before looking at server-side state.
+        """
+        call(
+            self._tracer.when_at_most,
+            at_most,
+            timeout=timeout,
+            what=f"{self.name!r} to have at most {at_most} open connection(s)",
+        )
+
+    def stop(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Stop listening, drop open connections, and wait until both are done.
+
+        ``stopListening`` alone leaves accepted connections open (notebook 03
+        shows that); for cleaning up a lab this also aborts them.  Stopping
+        twice is harmless.
+        """
+        with _lock:
+            if _servers.get(self.name) is self:
+                del _servers[self.name]
+        if self._stopped or not running():
+            self._stopped = True
+            return
+        self._stopped = True
+
+        def stop_in_reactor() -> defer.Deferred[Any]:
+            stopped = defer.maybeDeferred(self._port.stopListening)
+            stopped.addCallback(lambda _: self._tracer.abort_all())
+            stopped.addCallback(lambda _: self._tracer.when_at_most(0))
+            return stopped
+
+        call(
+            stop_in_reactor,
+            timeout=timeout,
+            what=f"{self.name!r} to stop listening and close its connections",
+        )
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        if self._stopped:
+            return f"<Server {self.name!r}: stopped>"
+        where = self.path if self.path is not None else f"{self.host}:{self.port}"
+        return f"<Server {self.name!r} listening on {where}>"
+
+
+def _decoded(name: object) -> str | None:
+    if isinstance(name, bytes):
+        return name.decode()
+    return name if isinstance(name, str) else None
+
+
+def _default_name(factory: Factory) -> str:
+    protocol = getattr(factory, "protocol", None)
+    return protocol.__name__ if isinstance(protocol, type) else type(factory).__name__
+
+
+def listen(
+    factory: Factory,
+    *,
+    name: str | None = None,
+    endpoint: str | IStreamServerEndpoint = LOOPBACK,
+    trace: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Server:
+    """Serve *factory* on the background reactor and return its :class:`Server`.
+
+    *endpoint* is an endpoint description (``"tcp:0:interface=127.0.0.1"``,
+    the default, picks a free loopback port; ``"unix:/path"``, ``"ssl:..."``
+    work too) or an endpoint object.  With *trace*, the server's events are
+    kept in :attr:`Server.trace`.  A server already listening under the same
+    *name* (by default the protocol's class name) is stopped first.
+    """
+    start()
+    name = name or _default_name(factory)
+    with _lock:
+        previous = _servers.pop(name, None)
+    if previous is not None:
+        previous.stop(timeout)
+    tracer = TracingFactory(factory, Trace(name) if trace else None)
+
+    def listen_in_reactor() -> defer.Deferred[IListeningPort]:
+        from twisted.internet.endpoints import serverFromString
+
+        chosen = serverFromString(_reactor(), endpoint) if isinstance(endpoint, str) else endpoint
+        return chosen.listen(tracer)
+
+    port: IListeningPort = call(listen_in_reactor, timeout=timeout, what=f"{name!r} to start listening")
+    server = Server(name, factory, tracer, port)
+    with _lock:
+        _servers[name] = server
+    return server
+
+
+def servers() -> list[Server]:
+    """Servers started by :func:`listen` that are still listening."""
+    with _lock:
+        return list(_servers.values())
+
+
+def stop_all(timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Stop every server :func:`listen` started."""
+    for server in servers():
+        server.stop(timeout)
+
+
+# -- showing what happened ---------------------------------------------------
+
+
+def show(*items: Renderable) -> object:
+    """Client transcripts and server traces side by side, for a cell's output."""
+    return side_by_side(*items)
+
+
+def errors() -> ErrorLog:
+    """Every error Twisted has logged since the runtime started."""
+    return _errors
+
+
+def _show_new_errors(*_: object) -> None:
+    """At the end of a cell, print (from the main thread) errors logged during it."""
+    if running():
+        try:  # let work already queued on the reactor finish first
+            call(lambda: None, timeout=1.0, what="the reactor to finish queued work")
+        except LabTimeout:
+            pass
+    for entry in _errors.take_new():
+        print(f"Server error: {entry}", file=sys.stderr)
+
+
+def _install_cell_hook() -> None:
+    shell = _ipython()
+    if shell is not None and _show_new_errors not in shell.events.callbacks["post_run_cell"]:
+        shell.events.register("post_run_cell", _show_new_errors)
+
+
+def _ipython() -> Any:
+    module = sys.modules.get("IPython")
+    return module.get_ipython() if module is not None else None
+
+
+@atexit.register
+def _stop_servers_at_exit() -> None:
+    if running():
+        try:
+            stop_all(timeout=1.0)
+        except Exception:  # best effort: the process is going away anyway
+            pass

@@ -1,0 +1,94 @@
+"""The notebooks show the package's code, run as copied, and keep the course's shape."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+import sync_notebooks  # noqa: E402
+
+NOTEBOOKS = sync_notebooks.course()
+SECTIONS = NOTEBOOKS[1:]
+
+
+def _ids(notebooks: list[sync_notebooks.Notebook]) -> list[str]:
+    return [notebook.path.stem for notebook in notebooks]
+
+
+def _definition_cells() -> list[tuple[str, str]]:
+    cells = []
+    for notebook in NOTEBOOKS:
+        for number, cell in enumerate(notebook.node.cells):
+            if cell.cell_type == "code" and sync_notebooks.definitions(cell.source):
+                cells.append((f"{notebook.path.stem}[{number}]", cell.source))
+    return cells
+
+
+def test_course_has_index_and_sections() -> None:
+    """00-Index and 01-Protocols exist, numbered in reading order."""
+    names = [notebook.path.name for notebook in NOTEBOOKS]
+    assert names[:2] == ["00-Index.ipynb", "01-Protocols.ipynb"]
+    assert names == sorted(names)
+
+
+def test_notebooks_match_the_package() -> None:
+    """Module code in cells, navigation and the index are exactly what sync_notebooks.py would write."""
+    assert sync_notebooks.sync(check=True) == []
+
+
+def test_sync_detects_drift(tmp_path: Path) -> None:
+    """A cell whose class differs from its module is reported (and would be rewritten)."""
+    for notebook in NOTEBOOKS[:2]:
+        node = nbformat.read(notebook.path, as_version=4)
+        if notebook.module:
+            cell = next(c for c in node.cells if c.cell_type == "code" and "class Echo(" in c.source)
+            cell.source = cell.source.replace("self.transport.write(data)", "pass")
+        nbformat.write(node, tmp_path / notebook.path.name)
+    changed = sync_notebooks.sync(check=False, folder=tmp_path)
+    assert any("code differs from writing_servers.protocols" in entry for entry in changed)
+    assert sync_notebooks.sync(check=True, folder=tmp_path) == []
+
+
+@pytest.mark.parametrize(("where", "source"), _definition_cells(), ids=[w for w, _ in _definition_cells()])
+def test_definition_cell_runs_on_its_own(where: str, source: str) -> None:
+    """A cell that defines classes runs as a plain script: its imports are all there."""
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", source],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, f"{where} does not run on its own:\n{result.stderr}"
+
+
+@pytest.mark.parametrize("notebook", SECTIONS, ids=_ids(SECTIONS))
+def test_section_notebook_has_the_course_structure(notebook: sync_notebooks.Notebook) -> None:
+    """Each section opens with what you'll do/learn/need and ends with exercises and further reading."""
+    text = "\n".join(cell.source for cell in notebook.node.cells if cell.cell_type == "markdown")
+    for heading in ["**What you'll do**", "**What you'll learn**", "**What you'll need**"]:
+        assert heading in text, f"{notebook.path.name} lacks {heading}"
+    assert "## On your own" in text
+    assert "## Further reading" in text
+    assert notebook.module, f"{notebook.path.name} names no section module in its metadata"
+    assert notebook.summary, f"{notebook.path.name} has no one-line summary for the index"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_stored_outputs_are_clean(notebook: sync_notebooks.Notebook) -> None:
+    """Every code cell was run, nothing failed, and no kernel-specific path or stderr was stored."""
+    for number, cell in enumerate(notebook.node.cells):
+        if cell.cell_type != "code":
+            continue
+        assert cell.execution_count is not None, f"cell {number} was never run: make notebooks"
+        for output in cell.outputs:
+            assert output.output_type != "error", f"cell {number} stored an error"
+            assert output.get("name") != "stderr", f"cell {number} wrote to stderr: {output.text!r}"
+            text = str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
+            assert "ipykernel_" not in text, f"cell {number} shows a kernel-specific path"

@@ -1,0 +1,90 @@
+"""The set-up files agree with each other."""
+
+from __future__ import annotations
+
+import re
+from importlib.metadata import requires
+from pathlib import Path
+
+import tomllib
+import yaml
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _name(spec: str) -> str:
+    """PEP 503 name of a pip or conda requirement: ``service_identity>=21`` -> ``service-identity``."""
+    match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", spec.strip())
+    assert match, spec
+    return re.sub(r"[-_.]+", "-", match.group(0)).lower()
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _course_requirements() -> set[str]:
+    """Names from pyproject: dependencies (extras expanded) plus the lab and test extras."""
+    project = _pyproject()["project"]
+    specs = project["dependencies"] + project["optional-dependencies"]["lab"]
+    specs += project["optional-dependencies"]["test"]
+    names = set()
+    for spec in specs:
+        requirement = Requirement(spec)
+        names.add(_name(requirement.name))
+        for extra in requirement.extras:
+            for dependency in requires(requirement.name) or []:
+                parsed = Requirement(dependency)
+                if parsed.marker is not None and parsed.marker.evaluate({"extra": extra}):
+                    names.add(_name(parsed.name))
+    return names
+
+
+def _environment() -> dict:
+    return yaml.safe_load((ROOT / "environment.yml").read_text())
+
+
+def test_environment_names_the_same_dependencies_as_pyproject() -> None:
+    """environment.yml's conda packages are exactly pyproject's dependencies, lab and test extras."""
+    conda = {_name(spec) for spec in _environment()["dependencies"] if isinstance(spec, str)}
+    conda -= {"python", "pip"}
+    assert conda == _course_requirements()
+
+
+def test_environment_installs_the_course_itself_from_conda_forge() -> None:
+    """Binder and conda users get the package (editable) on a supported Python, from conda-forge."""
+    environment = _environment()
+    assert environment["channels"] == ["conda-forge"]
+    pip_section = next(spec["pip"] for spec in environment["dependencies"] if isinstance(spec, dict))
+    assert pip_section == ["-e ."]
+    python = next(spec for spec in environment["dependencies"] if str(spec).startswith("python"))
+    assert python == "python" + _pyproject()["project"]["requires-python"]
+
+
+def test_constraints_pin_every_course_requirement() -> None:
+    """constraints.txt pins an exact version of each course dependency, so outputs are reproducible."""
+    pinned = {
+        _name(line.split("==")[0])
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    assert _course_requirements() <= pinned
+
+
+def test_ci_runs_exactly_make_test() -> None:
+    """.ci/run runs `make test` and no other test command."""
+    script = (ROOT / ".ci" / "run").read_text()
+    commands = [line.strip() for line in script.splitlines() if line.strip() and not line.startswith("#")]
+    assert "make test" in commands
+    assert not any("pytest" in command for command in commands)
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    """The README's first code block is `make lab` and `make test`."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```")[1]
+    assert [line.split("#")[0].strip() for line in block.splitlines()[1:] if line.strip()] == [
+        "make lab",
+        "make test",
+    ]
