@@ -4,10 +4,6 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb))
-# JupyterLab refuses to run as root without this; CI machines and containers run as root.
-ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
-# With no screen, do not try to open a browser: JupyterLab prints the URL to open instead.
-BROWSER_FLAG := $(if $(DISPLAY)$(WAYLAND_DISPLAY)$(filter Darwin,$(shell uname -s)),,--no-browser)
 
 .DEFAULT_GOAL := help
 .PHONY: help install lab test lint typecheck unit nbval notebooks sync clean
@@ -23,8 +19,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## Create .venv (if missing) and install the course into it
 
-lab: $(STAMP) ## Install, then open the course in JupyterLab (on 127.0.0.1)
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $(ROOT_FLAG) $(BROWSER_FLAG) notebooks/00-Index.ipynb
+lab: $(STAMP) ## Install, then open the course in JupyterLab (on 127.0.0.1; prints the address)
+	$(BIN)/python tools/lab.py
 
 test: $(STAMP) lint typecheck unit nbval ## Install, then run lint, type check, unit tests and every notebook
 
@@ -39,7 +35,7 @@ unit: $(STAMP) ## Unit and loopback tests
 	$(BIN)/pytest tests
 
 nbval: $(STAMP) ## Re-run every notebook and compare with its stored outputs
-	$(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg \
+	$(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg \
 	    --nbval-cell-timeout 120 -p no:cacheprovider $(NOTEBOOKS)
 
 sync: $(STAMP) ## Copy module code into notebook cells and refresh navigation links

@@ -35,6 +35,12 @@ _HTML_STYLE = {
 }
 
 
+_PRE_STYLE = (
+    "margin:0;white-space:pre-wrap;line-height:1.35;"
+    "font-family:var(--jp-code-font-family,monospace);font-size:var(--jp-code-font-size,13px)"
+)
+
+
 @dataclass(frozen=True)
 class Line:
     """One rendered line and who it came from."""
@@ -83,7 +89,7 @@ def html_block(lines: Iterable[Line]) -> str:
             content = f"<em>{content}</em>"
         rows.append(f'<span style="{style}">{content}</span>' if style else content)
     body = "\n".join(rows)
-    return f'<pre style="margin:0;white-space:pre-wrap">{body}</pre>'
+    return f'<pre style="{_PRE_STYLE}">{body}</pre>'
 
 
 class Renderable:

@@ -1,0 +1,66 @@
+"""Start JupyterLab on the course (what ``make lab`` runs) and say exactly where to open it.
+
+JupyterLab binds to 127.0.0.1 with its token on.  Once it is serving, this
+prints one address that opens notebooks/00-Index.ipynb directly, token
+included; with a screen attached, the browser opens it too.  Ctrl-C stops
+JupyterLab as usual.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from jupyter_server.serverapp import list_running_servers
+
+ROOT = Path(__file__).resolve().parent.parent
+START_PAGE = "notebooks/00-Index.ipynb"
+WAIT_FOR_SERVER = 60.0
+
+
+def has_screen() -> bool:
+    return sys.platform == "darwin" or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def command() -> list[str]:
+    args = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={ROOT}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        args.append("--allow-root")  # JupyterLab refuses root without it; containers and CI run as root
+    if has_screen():
+        args.append(START_PAGE)  # opens the browser on the index
+    else:
+        args.append("--no-browser")
+    return args
+
+
+def start_url(pid: int) -> str | None:
+    for server in list_running_servers():
+        if server.get("pid") == pid:
+            return f"{server['url']}lab/tree/{START_PAGE}?token={server['token']}"
+    return None
+
+
+def main() -> int:
+    lab = subprocess.Popen(command(), cwd=ROOT)
+    deadline = time.monotonic() + WAIT_FOR_SERVER
+    try:
+        url = None
+        while url is None and lab.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.25)
+            url = start_url(lab.pid)
+        if url is not None:
+            print(f"\n    The course is open at:\n\n    {url}\n\n    Stop it with Ctrl-C.\n", flush=True)
+        elif lab.poll() is None:
+            print(f"JupyterLab did not report its address within {WAIT_FOR_SERVER:g} s; see its log above.")
+        return lab.wait()
+    except KeyboardInterrupt:  # the person asked to stop: a clean exit, not an error
+        lab.terminate()
+        lab.wait(timeout=30)
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
