@@ -57,7 +57,7 @@ print("connection ended:", client.ended)
 
 
 def test_rerunning_a_listen_cell_replaces_the_server() -> None:
-    """Running the same listen cell three times leaves one server, and the earlier ports refuse connections."""
+    """Running one listen cell three times leaves one server; the earlier ports refuse connections."""
     listen_cell = "server = lab.listen(Factory.forProtocol(Echo)); ports.append(server.port)"
     cells = run_cells(
         SETUP + "\nports = []",
