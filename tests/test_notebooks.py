@@ -26,7 +26,8 @@ def _definition_cells() -> list[tuple[str, str]]:
     cells = []
     for notebook in NOTEBOOKS:
         for number, cell in enumerate(notebook.node.cells):
-            if cell.cell_type == "code" and sync_notebooks.definitions(cell.source):
+            exercise = "exercise" in sync_notebooks.tags(cell)  # builds on the notebook's own classes
+            if cell.cell_type == "code" and not exercise and sync_notebooks.definitions(cell.source):
                 cells.append((f"{notebook.path.stem}[{number}]", cell.source))
     return cells
 

@@ -75,9 +75,9 @@ def describe_failure(failure: Failure, event: dict[str, Any]) -> str:
 
 
 def _system_name(event: dict[str, Any]) -> str:
-    """The protocol's name from Twisted's log prefix (``"Echo (TracingProtocol),0,127.0.0.1"``)."""
+    """The protocol's name from Twisted's log context (``"Echo,0,127.0.0.1"``)."""
     system = str(event.get("log_system") or event.get("system") or "")
-    name = system.split(",")[0].split(" (")[0].strip()
+    name = system.split(",")[0].strip()
     return "" if name in ("", "-") else name
 
 

@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.python import log
 from twisted.python.failure import Failure
 
 from .render import Line, Renderable
@@ -75,8 +76,22 @@ class TracingProtocol(ProtocolWrapper):
         super().__init__(factory, wrappedProtocol)
         self.number = number
 
+    def logPrefix(self) -> str:
+        """Log as the wrapped protocol does, so errors name the student's class, not ours."""
+        wrapped = self.wrappedProtocol
+        prefix = getattr(wrapped, "logPrefix", None)
+        return str(prefix()) if callable(prefix) else type(wrapped).__name__
+
     def _note(self, text: str) -> None:
         self.factory.note(f"#{self.number} {text}")
+
+    def makeConnection(self, transport: Any) -> None:
+        try:
+            super().makeConnection(transport)
+        except Exception:
+            # Twisted's accept loop would log this under our wrapper factory's
+            # class name; log it under the protocol's, as for its other events.
+            log.callWithContext({"system": self.logPrefix()}, log.err)
 
     def connectionMade(self) -> None:
         self._note("connectionMade()")
@@ -119,6 +134,11 @@ class TracingFactory(WrappingFactory[TracingProtocol]):
         self.trace = trace
         self.connections_made = 0
         self._waiters: list[tuple[int, Deferred[None]]] = []
+
+    def logPrefix(self) -> str:
+        """Errors raised while accepting (say, in connectionMade) name the protocol being served."""
+        protocol = getattr(self.wrappedFactory, "protocol", None)
+        return protocol.__name__ if isinstance(protocol, type) else str(self.wrappedFactory.logPrefix())
 
     def note(self, text: str) -> None:
         if self.trace is not None:

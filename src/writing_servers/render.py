@@ -18,20 +18,22 @@ from typing import Literal, Protocol
 
 __all__ = ["Line", "Renderable", "Rendered", "SideBySide", "printable", "side_by_side"]
 
-Kind = Literal["typed", "received", "note", "event", "error"]
+Kind = Literal["typed", "received", "note", "event", "error", "good", "bad"]
 
 #: How wide side-by-side plain text may grow before the widest columns wrap.
 TOTAL_WIDTH = 100
 #: No column is wrapped narrower than this.
 MIN_COLUMN = 24
 
-_TEXT_PREFIX = {"typed": "> ", "received": "", "note": "", "event": "", "error": "! "}
+_TEXT_PREFIX = {"typed": "> ", "received": "", "note": "", "event": "", "error": "! ", "good": "", "bad": ""}
 _HTML_STYLE = {
     "typed": "font-weight:bold;color:#1a5fb4",
     "received": "",
     "note": "font-style:italic;color:#6b6b6b",
     "event": "color:#26734d",
     "error": "font-weight:bold;color:#c01c28",
+    "good": "color:#26734d",
+    "bad": "font-weight:bold;color:#c01c28",
 }
 
 

@@ -1,0 +1,90 @@
+"""Self-checks for the notebooks' "On your own" exercises.
+
+A check takes the class a student wrote, serves it on the background
+reactor, talks to it over loopback like a person would, and returns a
+:class:`Report`: one line per fact checked, each right or wrong, with what
+was expected and what arrived.  Expected mistakes (a missing method, an
+exception in ``dataReceived``, no reply) are reported as lines, never as
+tracebacks.  Reference solutions live in :mod:`writing_servers.solutions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from twisted.internet.protocol import Factory
+
+from .. import lab
+from ..clients import Client, ClientError, connect
+from ..render import Line, Renderable
+
+__all__ = ["CHECK_TIMEOUT", "Report", "checked_server", "client_of", "reply_to"]
+
+#: How long a check waits for a reply before calling it missing.
+CHECK_TIMEOUT = 1.0
+
+
+class Report(Renderable):
+    """What a check found: a line per fact, ✓ or ✗, and a verdict."""
+
+    def __init__(self, exercise: str) -> None:
+        self.title = exercise
+        self._results: list[tuple[bool, str]] = []
+
+    def ok(self, text: str) -> None:
+        self._results.append((True, text))
+
+    def wrong(self, text: str) -> None:
+        self._results.append((False, text))
+
+    def expect(self, condition: bool, right: str, wrong: str) -> bool:
+        """Record *right* if *condition* holds, else *wrong*; return *condition*."""
+        if condition:
+            self.ok(right)
+        else:
+            self.wrong(wrong)
+        return condition
+
+    @property
+    def passed(self) -> bool:
+        return bool(self._results) and all(ok for ok, _ in self._results)
+
+    def lines(self) -> list[Line]:
+        rows = [Line("note", f"Checking: {self.title}")]
+        rows += [Line("good", f"✓ {text}") if ok else Line("bad", f"✗ {text}") for ok, text in self._results]
+        failed = sum(1 for ok, _ in self._results if not ok)
+        if self.passed:
+            rows.append(Line("note", "All checks passed."))
+        elif self._results:
+            rows.append(Line("note", f"{failed} of {len(self._results)} checks failed; see the hint below."))
+        return rows
+
+
+@contextmanager
+def checked_server(report: Report, factory: Factory) -> Iterator[lab.Server]:
+    """Serve *factory* for a check; what goes wrong in the conversation becomes a ✗ line.
+
+    A client that waited in vain (no reply, an early close) ends the check
+    with a line saying so, and so does every error the student's code raised.
+    """
+    lab.errors().take_new()  # errors from earlier cells are not this check's business
+    server = lab.listen(factory, name=f"check: {report.title}")
+    try:
+        yield server
+    except (ClientError, lab.LabTimeout) as error:
+        report.wrong(f"the conversation stopped: {error}")
+    finally:
+        server.stop()
+        for entry in lab.errors().take_new():
+            report.wrong(f"your code raised an error: {entry}")
+
+
+def client_of(server: lab.Server) -> Client:
+    return connect(server, timeout=CHECK_TIMEOUT, title="check")
+
+
+def reply_to(client: Client, line: str) -> str:
+    """Send *line* and return the line that comes back (a ClientError ends the check)."""
+    client.send_line(line)
+    return client.read_line()
