@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[lab,test,dev]'
+	@# matplotlib builds its font cache on first import and says so on stderr: do it now, not in a notebook
+	$(BIN)/python -c "import matplotlib.pyplot"
 	touch $@
 
 install: $(STAMP) ## Create .venv (if missing) and install the course into it

@@ -92,5 +92,5 @@ def test_unsolved_starter_is_explained(
     report = _check(notebook, check)(namespace[name])
     assert not report.passed
     text = repr(report)
-    assert "✗" in text and "Traceback" not in text and "File " not in text
+    assert "✗" in text and "Traceback" not in text and 'File "' not in text
     assert lab.servers() == [], "the check left a server running"

@@ -41,6 +41,7 @@ class Trace(Renderable):
     def __init__(self, title: str = "server") -> None:
         self.title = title
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._events: deque[str] = deque(maxlen=MAX_EVENTS)
         self._dropped = 0
 
@@ -49,10 +50,16 @@ class Trace(Renderable):
             if len(self._events) == self._events.maxlen:
                 self._dropped += 1
             self._events.append(text)
+            self._changed.notify_all()
 
     def events(self) -> list[str]:
         with self._lock:
             return list(self._events)
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        """Block until an event containing *text* is recorded (or was); False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: any(text in event for event in self._events), timeout)
 
     def clear(self) -> None:
         with self._lock:
@@ -119,8 +126,14 @@ class TracingProtocol(ProtocolWrapper):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._note(f"connectionLost({type(reason.value).__name__})")
-        super().connectionLost(reason)
-        self.factory.connection_closed()
+        try:
+            super().connectionLost(reason)
+        except Exception:
+            # An aborted connection's connectionLost runs from a timed call with
+            # no log context: log under the protocol's name, as for other events.
+            log.callWithContext({"system": self.logPrefix()}, log.err)
+        finally:  # the connection is gone even if the protocol's connectionLost raised
+            self.factory.connection_closed()
 
 
 class TracingFactory(WrappingFactory[TracingProtocol]):
@@ -155,7 +168,13 @@ class TracingFactory(WrappingFactory[TracingProtocol]):
         super().doStop()
 
     def buildProtocol(self, addr: IAddress | None) -> TracingProtocol | None:  # type: ignore[override]
-        wrapped = self.wrappedFactory.buildProtocol(addr)
+        try:
+            wrapped = self.wrappedFactory.buildProtocol(addr)
+        except Exception as error:
+            # As with connectionMade: log under the factory's name, not our wrapper's.
+            log.callWithContext({"system": type(self.wrappedFactory).__name__}, log.err)
+            self.note(f"buildProtocol() raised {type(error).__name__}; connection closed")
+            return None
         if wrapped is None:
             self.note("buildProtocol() refused the connection")
             return None

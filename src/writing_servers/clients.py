@@ -30,6 +30,8 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT = 5.0
+#: Unread bytes quoted in an error message before it summarises them.
+SHOW_IN_ERRORS = 200
 _CHUNK = 65536
 
 EventKind = Literal["sent", "received", "eof", "reset", "closed"]
@@ -191,7 +193,7 @@ class Client:
             if not self._fill(deadline, f"{wanted!r}"):
                 raise ConnectionEnded(
                     f"the connection ended ({self.ended}) before {wanted!r} arrived; "
-                    f"received so far: {bytes(self._buffer)!r}"
+                    f"received so far: {self._so_far()}"
                 )
         end = found + len(wanted)
         data = bytes(self._buffer[:end])
@@ -256,7 +258,13 @@ class Client:
         return True
 
     def _timeout(self, waiting_for: str) -> ReadTimeout:
-        return ReadTimeout(f"timed out waiting for {waiting_for}; received so far: {bytes(self._buffer)!r}")
+        return ReadTimeout(f"timed out waiting for {waiting_for}; received so far: {self._so_far()}")
+
+    def _so_far(self) -> str:
+        """The unread bytes for an error message: all of them if few, else the start and a count."""
+        if len(self._buffer) <= SHOW_IN_ERRORS:
+            return repr(bytes(self._buffer))
+        return f"{bytes(self._buffer[:SHOW_IN_ERRORS])!r}… ({len(self._buffer):,} bytes)"
 
     def _end(self, how: Literal["eof", "reset"]) -> None:
         self.ended = how

@@ -285,6 +285,16 @@ class Server:
             what=f"{self.name!r} to have at most {at_most} open connection(s)",
         )
 
+    def wait_for_event(self, text: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Wait until the trace holds an event containing *text* (say ``"loseConnection()"``).
+
+        The trace is written on the reactor thread as things happen, so once
+        the event is there the server has done it: what a cell shows next is
+        caused by it, not by a lucky sleep.  Needs ``listen(..., trace=True)``.
+        """
+        if not self.trace.wait_for(text, timeout):
+            raise LabTimeout(f"timed out after {timeout:g} s waiting for {text!r} in {self.name!r}'s trace")
+
     def stop(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Stop listening, drop open connections, and wait until both are done.
 

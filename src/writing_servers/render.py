@@ -10,7 +10,7 @@ sample session.  Nothing here knows about sockets, Twisted or the course.
 from __future__ import annotations
 
 import html
-import textwrap
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -173,11 +173,43 @@ def _column_limits(columns: list[list[str]]) -> list[int]:
 def _wrap(rows: list[str], limit: int) -> list[str]:
     wrapped: list[str] = []
     for row in rows:
-        if width(row) <= limit:
-            wrapped.append(row)
-        else:
-            wrapped.extend(textwrap.wrap(row, limit, subsequent_indent="  ", drop_whitespace=False) or [""])
+        wrapped.extend(_wrap_row(row, limit) if width(row) > limit else [row])
     return wrapped
+
+
+def _wrap_row(row: str, limit: int) -> list[str]:
+    """Break *row* into pieces of at most *limit* display columns, at spaces where possible.
+
+    Continuation pieces are indented two columns.  Widths are display widths,
+    so a row of emoji wraps where a terminal would need it to.
+    """
+    pieces: list[str] = []
+    current = ""
+    for word in re.split(r"(?<= )", row):  # keep each space with the word before it
+        while word:
+            room = limit - width(current)
+            if width(word) <= room:
+                current, word = current + word, ""
+            elif current.strip() and width(word) <= limit - 2:  # fits on the next line: break before it
+                pieces.append(current)
+                current = "  "
+            else:  # wider than any line: fill this one and cut
+                cut = _fit(word, room)
+                pieces.append(current + word[:cut])
+                current, word = "  ", word[cut:]
+    if current.strip():
+        pieces.append(current)
+    return pieces
+
+
+def _fit(text: str, room: int) -> int:
+    """How many leading characters of *text* fit in *room* columns (at least one)."""
+    used = 0
+    for index, ch in enumerate(text):
+        used += width(ch)
+        if used > room:
+            return max(index, 1)
+    return len(text)
 
 
 def side_by_side(*items: Rendered) -> SideBySide:

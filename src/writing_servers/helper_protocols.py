@@ -1,0 +1,193 @@
+"""Section "Helper Protocols": let Twisted find the messages in a byte stream.
+
+TCP delivers a stream of bytes, not messages.  Twisted's helpers in
+:mod:`twisted.protocols.basic` do the framing and call you once per message:
+
+* :class:`BytesAnswer` is the howto's ``Answer`` with the smallest fix for
+  Python 3 (bytes keys); like every plain ``LineReceiver`` it waits for
+  ``\\r\\n``, so a netcat client's bare ``\\n`` never ends a line.
+* :class:`TextLineReceiver` is the course's base for line servers: it accepts
+  CRLF (telnet) and bare LF (netcat), decodes each line as UTF-8 (a line that
+  is not UTF-8 is refused with a message; the connection stays open), replies
+  with CRLF, and closes with a reason when a line grows past ``MAX_LENGTH``.
+* :class:`Answer` is the howto's example on top of it, in text.
+* :class:`Upload` mixes lines and raw bytes: ``SEND 12`` switches to raw mode
+  for exactly 12 bytes, then back to lines, even in the middle of one chunk.
+  :class:`ForgetfulUpload` shows the bug of switching back without the
+  leftover bytes.
+* :class:`NetstringAnswer` and :class:`Int32Answer` answer the same questions
+  with two other framings: netstrings (``12:How are you?,``) and a 4-byte
+  big-endian length prefix.
+"""
+
+import re
+from typing import ClassVar
+
+from twisted.protocols.basic import Int32StringReceiver, LineReceiver, NetstringReceiver
+
+__all__ = [
+    "Answer",
+    "BytesAnswer",
+    "ForgetfulUpload",
+    "Int32Answer",
+    "NetstringAnswer",
+    "TextLineReceiver",
+    "Upload",
+    "answer_bytes",
+]
+
+
+class BytesAnswer(LineReceiver):
+    """The howto's Answer with bytes keys and bytes answers: works, but only with CRLF clients."""
+
+    answers: ClassVar[dict[bytes | None, bytes]] = {
+        b"How are you?": b"Fine",
+        None: b"I don't know what you mean",
+    }
+
+    def lineReceived(self, line: bytes) -> None:
+        if line in self.answers:
+            self.sendLine(self.answers[line])
+        else:
+            self.sendLine(self.answers[None])
+
+
+class TextLineReceiver(LineReceiver):
+    """Lines of UTF-8 text, ended by CRLF (telnet) or a bare LF (netcat); replies end in CRLF.
+
+    Subclasses override :meth:`text_received` and reply with :meth:`send_text`.
+    """
+
+    delimiter = b"\n"  # split on LF alone; a CR before it is stripped below
+    MAX_LENGTH = 1024  # bytes per line, not counting the LF; bounds what a client can make us buffer
+
+    def lineReceived(self, line: bytes) -> None:
+        line = line.removesuffix(b"\r")
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            # Policy: refuse the line, say why, keep the connection.
+            self.send_text("Error: that line is not UTF-8 text")
+            return
+        self.text_received(text)
+
+    def text_received(self, text: str) -> None:
+        """Called with each line, decoded, without its line ending."""
+        raise NotImplementedError
+
+    def send_text(self, text: str) -> None:
+        """Send *text* as one UTF-8 line ending in CRLF, as the Internet's line protocols do."""
+        self.transport.write(text.encode("utf-8") + b"\r\n")
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.send_text(f"Error: line longer than {self.MAX_LENGTH} bytes; closing the connection")
+        self.transport.loseConnection()
+
+
+class Answer(TextLineReceiver):
+    """The howto's Answer in Python 3: answers known questions, for telnet and netcat alike."""
+
+    answers: ClassVar[dict[str | None, str]] = {
+        "How are you?": "Fine",
+        None: "I don't know what you mean",
+    }
+
+    def text_received(self, text: str) -> None:
+        if text in self.answers:
+            self.send_text(self.answers[text])
+        else:
+            self.send_text(self.answers[None])
+
+
+SEND = re.compile(r"SEND ([0-9]{1,9})")
+
+
+class Upload(TextLineReceiver):
+    """Lines, except that ``SEND <n>`` is followed by exactly *n* raw bytes.
+
+    Commands: ``SEND <n>`` (then *n* bytes of anything, CRs and LFs
+    included), answered ``OK <n> bytes: <the first bytes>``; ``TOTAL``,
+    answered with what this connection has uploaded so far.
+    """
+
+    MAX_UPLOAD = 1_000_000  # raw mode ignores MAX_LENGTH, so uploads need their own limit
+
+    def connectionMade(self) -> None:
+        self.uploads: list[bytes] = []
+        self._remaining = 0
+        self._pending = bytearray()
+
+    def text_received(self, text: str) -> None:
+        if text == "TOTAL":
+            total = sum(len(upload) for upload in self.uploads)
+            self.send_text(f"TOTAL {total} bytes in {len(self.uploads)} upload(s)")
+        elif match := SEND.fullmatch(text):
+            self.start_upload(int(match.group(1)))
+        else:
+            self.send_text("Error: expected SEND <number of bytes> or TOTAL")
+
+    def start_upload(self, size: int) -> None:
+        if size > self.MAX_UPLOAD:
+            self.send_text(f"Error: at most {self.MAX_UPLOAD} bytes per upload")
+        elif size == 0:
+            self.finish_upload()
+        else:
+            self._remaining = size
+            self.setRawMode()  # the rest of this chunk, and what follows, goes to rawDataReceived
+
+    def rawDataReceived(self, data: bytes) -> None:
+        rest = self.consume(data)
+        if rest is not None:  # the upload is complete; whatever followed it is lines again
+            self.setLineMode(rest)
+
+    def consume(self, data: bytes) -> bytes | None:
+        """Take this upload's bytes from *data*; once it is complete, return the bytes after it."""
+        taken, rest = data[: self._remaining], data[self._remaining :]
+        self._pending += taken
+        self._remaining -= len(taken)
+        if self._remaining:
+            return None
+        self.finish_upload()
+        return rest
+
+    def finish_upload(self) -> None:
+        upload = bytes(self._pending)
+        self._pending.clear()
+        self.uploads.append(upload)
+        preview = repr(upload[:32]) + ("…" if len(upload) > 32 else "")
+        self.send_text(f"OK {len(upload)} bytes: {preview}")
+
+
+class ForgetfulUpload(Upload):
+    """Upload with a deliberate bug: it drops whatever follows an upload in the same chunk."""
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self.consume(data) is not None:
+            self.setLineMode()  # the bug: the bytes after the upload are thrown away
+
+
+def answer_bytes(question: bytes) -> bytes:
+    """Answer's reply to one whole message, for protocols that deliver messages as bytes."""
+    try:
+        text = question.decode("utf-8")
+    except UnicodeDecodeError:
+        return b"Error: that message is not UTF-8 text"
+    return Answer.answers.get(text, Answer.answers[None]).encode("utf-8")
+
+
+class NetstringAnswer(NetstringReceiver):
+    """Answer, one netstring per question and per answer: ``12:How are you?,``."""
+
+    def stringReceived(self, string: bytes) -> None:
+        self.sendString(answer_bytes(string))
+
+
+class Int32Answer(Int32StringReceiver):
+    """Answer, each message after its length in 4 big-endian bytes (``00 00 00 0c`` for 12 bytes)."""
+
+    def stringReceived(self, string: bytes) -> None:
+        self.sendString(answer_bytes(string))
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        self.sendString(b"Error: %d bytes is over the limit of %d; closing" % (length, self.MAX_LENGTH))
+        self.transport.loseConnection()

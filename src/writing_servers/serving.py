@@ -1,0 +1,136 @@
+"""Section "Using the Protocol": a factory serves a protocol on whatever endpoint you listen on.
+
+A protocol says what to do on one connection; to run it you need a
+*factory* (which builds one protocol per connection) and a place to listen.
+
+* :class:`QOTDFactory` is the howto's factory: its ``buildProtocol`` returns
+  a fresh :class:`~writing_servers.protocols.QOTD` for every connection.
+* :func:`main` is the complete standalone program the howto only sketches:
+  listen on an endpoint, then hand control to ``reactor.run()``.  Run it with
+  ``python -m writing_servers.serving --port 8007``.
+* :func:`make_self_signed_certificate` writes a key and a certificate, so the
+  very same factory can be served over TLS as well as TCP and UNIX sockets.
+
+Importing this module starts nothing: the reactor is imported inside
+:func:`main`, the only function that runs it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import sys
+from collections.abc import Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from twisted.internet.address import IPv4Address
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.interfaces import IAddress, IListeningPort
+from twisted.internet.protocol import Factory
+from twisted.python.failure import Failure
+
+from writing_servers.protocols import QOTD
+
+__all__ = ["QOTD", "QOTDFactory", "main", "make_self_signed_certificate"]
+
+
+class QOTDFactory(Factory):
+    """Build a new QOTD protocol for every connection."""
+
+    def buildProtocol(self, addr: IAddress) -> QOTD:
+        return QOTD()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve QOTD over TCP until interrupted; return the exit status.
+
+    ``--port 0`` asks the system for any free port; the line printed once
+    listening says which one it got.
+    """
+    import argparse
+
+    from twisted.internet import reactor
+
+    parser = argparse.ArgumentParser(description="Serve the quote of the day (RFC 865) over TCP.")
+    parser.add_argument("--port", type=int, default=8007, help="TCP port to listen on; 0 picks a free one")
+    parser.add_argument("--interface", default="127.0.0.1", help="address to listen on (default: loopback)")
+    args = parser.parse_args(argv)
+
+    failures: list[Failure] = []
+
+    def announce(port: IListeningPort) -> None:
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)  # what a TCP4 endpoint's port is bound to
+        print(f"Serving QOTD on {address.host} port {address.port}; Ctrl-C stops it.", flush=True)
+
+    def give_up(failure: Failure) -> None:
+        failures.append(failure)
+        print(f"Cannot listen: {failure.getErrorMessage()}", file=sys.stderr, flush=True)
+        # A port already in use fails at once, before reactor.run() below has
+        # started the reactor: stop it as soon as it runs (or now, if it does).
+        reactor.callWhenRunning(reactor.stop)
+
+    endpoint = TCP4ServerEndpoint(reactor, args.port, interface=args.interface)
+    listening = endpoint.listen(QOTDFactory())
+    listening.addCallbacks(announce, give_up)
+    reactor.run()  # blocks until Ctrl-C, SIGTERM or reactor.stop()
+    return 1 if failures else 0
+
+
+def make_self_signed_certificate(
+    directory: str | os.PathLike[str], hostname: str = "localhost"
+) -> tuple[str, str]:
+    """Write a new private key and a certificate for *hostname* and 127.0.0.1 into *directory*.
+
+    The certificate is self-signed: it names itself as its own issuer, so
+    no authority vouches for it, and a client must be told to trust this
+    very certificate (``ssl.create_default_context(cafile=...)``).  It is
+    valid for one day.  Returns ``(certificate_path, key_path)``, both PEM.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)  # issuer == subject: that is what "self-signed" means
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))  # tolerate a clock a little behind
+        .not_valid_after(now + datetime.timedelta(days=1))
+        # Clients check the name they dialled against this list, not against the common name.
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(hostname), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        # A server's certificate, not an authority that signs others; strict verifiers check these.
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = os.path.join(directory, f"{hostname}.crt")
+    key_path = os.path.join(directory, f"{hostname}.key")
+    with open(cert_path, "wb") as file:
+        file.write(certificate.public_bytes(serialization.Encoding.PEM))
+    # The key is the secret half: create the file readable by its owner only.
+    with open(os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
+        file.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    return cert_path, key_path
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Solutions to notebook 4's exercises."""
+
+from typing import ClassVar
+
+from twisted.protocols.basic import LineReceiver, NetstringReceiver
+
+from writing_servers.helper_protocols import Answer
+
+
+class MoreAnswers(Answer):
+    """Answer, plus one more question, and 'Bye' hangs up."""
+
+    answers: ClassVar[dict[str | None, str]] = {
+        **Answer.answers,
+        "What is Twisted?": "An event-driven networking engine",
+    }
+
+    def text_received(self, text: str) -> None:
+        if text == "Bye":
+            self.send_text("Goodbye!")
+            self.transport.loseConnection()  # the goodbye is still sent first
+        else:
+            super().text_received(text)
+
+
+class LineReverser(LineReceiver):
+    """Reverse each line, for CRLF and LF-only clients; reply with CRLF."""
+
+    delimiter = b"\n"
+
+    def lineReceived(self, line: bytes) -> None:
+        text = line.removesuffix(b"\r").decode("utf-8", errors="replace")
+        # sendLine would end the reply with our delimiter, a bare LF; telnet expects CRLF.
+        self.transport.write(text[::-1].encode("utf-8") + b"\r\n")
+
+
+class NetstringEcho(NetstringReceiver):
+    """Send every netstring back; NetstringReceiver closes on a malformed one by itself."""
+
+    def stringReceived(self, string: bytes) -> None:
+        self.sendString(string)

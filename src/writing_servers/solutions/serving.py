@@ -1,0 +1,39 @@
+"""Solutions to notebook 3's exercises."""
+
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTCP
+from twisted.internet.protocol import Factory
+
+from writing_servers.protocols import QOTD
+from writing_servers.serving import QOTDFactory
+
+
+def listen_twice(reactor: IReactorTCP, factory: Factory) -> "Deferred[list[IListeningPort]]":
+    """Listen with one factory on two free loopback ports; fire with both ports."""
+    endpoints = [TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1") for _ in range(2)]
+    # Each listen() promises one port; gatherResults waits for both (and fails if either does).
+    return gatherResults([endpoint.listen(factory) for endpoint in endpoints])
+
+
+def private_unix_endpoint(folder: str) -> str:
+    """A UNIX socket named qotd.sock in *folder* that only its owner may connect to.
+
+    The mode is octal, as for chmod.  A path holding ':' or '\\' would need
+    escaping first: ``twisted.internet.endpoints.quoteStringArgument(path)``.
+    """
+    return f"unix:{folder}/qotd.sock:mode=600"
+
+
+class LimitedQOTDFactory(QOTDFactory):
+    """Serve a quote to the first *limit* connections, then turn everyone away."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.served = 0
+
+    def buildProtocol(self, addr: IAddress) -> QOTD | None:
+        if self.served >= self.limit:
+            return None  # the port closes the new connection at once
+        self.served += 1
+        return QOTD()

@@ -1,0 +1,18 @@
+"""Fixtures for every test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from writing_servers import lab
+
+
+@pytest.fixture(autouse=True)
+def _isolate_lab() -> Iterator[None]:
+    """Errors logged before a test are not its business; no server it started outlives it."""
+    lab.errors().take_new()
+    yield
+    lab.stop_all(timeout=5.0)
+    assert lab.servers() == []
