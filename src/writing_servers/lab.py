@@ -121,7 +121,7 @@ def start(timeout: float = DEFAULT_TIMEOUT) -> None:
         _thread.start()
         if not iterating.wait(timeout):
             raise LabTimeout(f"the reactor did not start iterating within {timeout:g} s")
-        if not _thread.is_alive():
+        if _run_error is not None or not _thread.is_alive():  # run() failed: it set the error first
             raise ReactorStopped(_stopped_message())
 
 
