@@ -14,7 +14,7 @@ import threading
 import warnings
 from typing import Any
 
-from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginner, globalLogPublisher
+from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginner
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -96,8 +96,3 @@ def capture(log: ErrorLog) -> None:
         globalLogBeginner.beginLoggingTo([log], discardBuffer=False, redirectStandardIO=False)
         # Twisted would route Python warnings into its log; leave them where students see them.
         warnings.showwarning = keep_showwarning
-
-
-def uncapture(log: ErrorLog) -> None:
-    """Stop observing (for tests)."""
-    globalLogPublisher.removeObserver(log)
