@@ -19,7 +19,7 @@ from .. import lab
 from ..clients import Client, ClientError, connect
 from ..render import Line, Renderable
 
-__all__ = ["CHECK_TIMEOUT", "Report", "checked_server", "client_of", "reply_to"]
+__all__ = ["CHECK_TIMEOUT", "Report", "checked_server", "client_of", "described", "reply_to"]
 
 #: How long a check waits for a reply before calling it missing.
 CHECK_TIMEOUT = 1.0
@@ -78,6 +78,12 @@ def checked_server(report: Report, factory: Factory) -> Iterator[lab.Server]:
         server.stop()
         for entry in lab.errors().take_new():
             report.wrong(f"your code raised an error: {entry}")
+
+
+def described(error: BaseException) -> str:
+    """``TypeError: message`` for a report line, or the bare class name when there is no message."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def client_of(server: lab.Server) -> Client:

@@ -16,7 +16,7 @@ from twisted.internet.protocol import Factory
 from .. import lab
 from ..clients import ClientError, connect
 from ..serving import QOTDFactory
-from . import CHECK_TIMEOUT, Report, checked_server, client_of
+from . import CHECK_TIMEOUT, Report, checked_server, client_of, described
 
 QUOTE = b"An apple a day keeps the doctor away\r\n"
 
@@ -27,17 +27,13 @@ def _reactor() -> Any:
     return reactor
 
 
-def _described(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-
-
 def _quote_from(report: Report, target: object, where: str) -> None:
     """Connect to *target* and expect exactly the quote, then a clean close."""
     try:
         with connect(target, timeout=CHECK_TIMEOUT, title="check") as client:
             received = client.read_all()
     except (ClientError, OSError) as error:
-        report.wrong(f"a client of {where} could not get the quote: {_described(error)}")
+        report.wrong(f"a client of {where} could not get the quote: {described(error)}")
         return
     report.expect(
         received == QUOTE and client.ended == "eof",
@@ -74,7 +70,7 @@ def check_listen_twice(listen_twice: Callable[[Any, Factory], Any]) -> Report:
         report.wrong(f"listen_twice is not written yet ({error})")
         return report
     except Exception as error:
-        report.wrong(f"listen_twice raised {_described(error)}")
+        report.wrong(f"listen_twice raised {described(error)}")
         return report
     items = _settled(result)
     ports = [item for item in items if IListeningPort.providedBy(item)]
@@ -141,7 +137,7 @@ def check_private_unix_endpoint(private_unix_endpoint: Callable[[str], str]) -> 
             report.wrong(f"private_unix_endpoint is not written yet ({error})")
             return report
         except Exception as error:
-            report.wrong(f"private_unix_endpoint raised {_described(error)}")
+            report.wrong(f"private_unix_endpoint raised {described(error)}")
             return report
         if not report.expect(
             isinstance(description, str),
@@ -165,7 +161,7 @@ def _check_unix_server(report: Report, description: str, shown: str, folder: str
     try:
         server = lab.listen(QOTDFactory(), name=f"check: {report.title}", endpoint=description)
     except Exception as error:
-        report.wrong(f"Twisted cannot listen on {shown!r}: {_described(error)}")
+        report.wrong(f"Twisted cannot listen on {shown!r}: {described(error)}")
         return
     try:
         if not report.expect(
@@ -202,7 +198,7 @@ def check_limited_factory(factory_class: Callable[[int], Factory]) -> Report:
         report.wrong(f"buildProtocol is not written yet ({error})")
         return report
     except Exception as error:
-        report.wrong(f"LimitedQOTDFactory(2).buildProtocol(address) raised {_described(error)}")
+        report.wrong(f"LimitedQOTDFactory(2).buildProtocol(address) raised {described(error)}")
         return report
     with checked_server(report, factory) as server:
         for number in (1, 2, 3, 4):

@@ -1,0 +1,131 @@
+"""Section "Putting it All Together": a chat server.
+
+The howto's last example uses everything before it at once:
+
+* **shared state on the factory**: :class:`ChatFactory` keeps ``users``, a
+  dict from each chosen name to that user's protocol, and hands the same dict
+  to every connection, so one connection can write to all the others;
+* **a state machine per connection**: a :class:`Chat` is in state
+  ``GETNAME`` until its user picks a valid, free name, then in ``CHAT``; each
+  line goes to the method ``handle_<STATE>``;
+* **a helper protocol underneath**: :class:`~writing_servers.helper_protocols.TextLineReceiver`
+  accepts telnet's CRLF and netcat's bare LF, refuses lines that are not
+  UTF-8, and closes the connection on an overlong line.
+
+Where it differs from the howto's listing, on purpose:
+
+* a taken name is refused and *nothing else happens*: ``handle_GETNAME``
+  returns after the refusal instead of falling through to the welcome;
+* names follow one rule (:data:`NAME_RULE`, checked by :func:`name_problem`),
+  so nobody can call themselves ``<alice>`` or ``ALICE`` while ``alice`` is
+  here;
+* a name is freed only by the connection that owns it;
+* control characters in messages are spelled out (:func:`visible`), so one
+  user cannot move the cursor, recolour text or overwrite a line on another
+  user's terminal.
+"""
+
+import re
+from collections.abc import Iterable
+from typing import Literal
+
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import Factory
+from twisted.python.failure import Failure
+
+from writing_servers.helper_protocols import TextLineReceiver
+
+__all__ = ["NAME", "NAME_RULE", "Chat", "ChatFactory", "name_problem", "visible"]
+
+#: A valid name: ASCII letters, digits, "-" and "_", 1 to 20 of them.
+NAME = re.compile(r"[A-Za-z0-9_-]{1,20}")
+#: The same rule in words, for people.
+NAME_RULE = "1 to 20 ASCII letters, digits, hyphens or underscores"
+
+
+def name_problem(name: str, taken: Iterable[str]) -> str | None:
+    """Why *name* cannot be used, as a reply to the person who chose it; ``None`` if it can.
+
+    Names that differ only in case count as the same name: ``ALICE`` is
+    taken while ``alice`` is here.
+    """
+    if not name:
+        return f"Please type a name: {NAME_RULE}."
+    if not NAME.fullmatch(name):
+        return f"Sorry, a name is {NAME_RULE}. Please choose another."
+    if name.casefold() in {other.casefold() for other in taken}:
+        return "Name taken, please choose another."
+    return None
+
+
+def visible(text: str) -> str:
+    """*text* with every non-printable character spelled out, so that it cannot steer a terminal.
+
+    C0 controls and DEL become caret notation, as ``cat -v`` shows them
+    (ESC is ``^[``, CR is ``^M``, tab is ``^I``, DEL is ``^?``).  Other
+    invisible characters (C1 controls, bidirectional overrides, zero-width
+    spaces, line separators) become their code point, such as ``<U+202E>``.
+    """
+    shown = []
+    for char in text:
+        if char.isprintable():
+            shown.append(char)
+        elif char < " " or char == "\x7f":
+            shown.append("^" + chr(ord(char) ^ 0x40))  # 0x1b -> "[", 0x0d -> "M", 0x7f -> "?"
+        else:
+            shown.append(f"<U+{ord(char):04X}>")
+    return "".join(shown)
+
+
+class Chat(TextLineReceiver):
+    """One person's connection to the chat: first a name (state GETNAME), then messages (state CHAT)."""
+
+    def __init__(self, users: dict[str, "Chat"]) -> None:
+        self.users = users  # the factory's dict, shared by every connection
+        self.name: str | None = None
+        self.state: Literal["GETNAME", "CHAT"] = "GETNAME"
+
+    def connectionMade(self) -> None:
+        self.send_text("What's your name?")
+
+    def connectionLost(self, reason: Failure) -> None:
+        # Free the name only if this connection owns it; one that never chose a name owns nothing.
+        if self.name is not None and self.users.get(self.name) is self:
+            del self.users[self.name]
+
+    def text_received(self, text: str) -> None:
+        handler = getattr(self, "handle_" + self.state)  # "GETNAME" -> self.handle_GETNAME
+        handler(text)
+
+    def handle_GETNAME(self, name: str) -> None:
+        name = name.strip()
+        problem = name_problem(name, self.users)
+        if problem is not None:
+            self.send_text(problem)
+            return  # still in GETNAME: the next line is another try
+        self.send_text(f"Welcome, {name}!")
+        self.name = name
+        self.users[name] = self
+        self.state = "CHAT"
+
+    def handle_CHAT(self, message: str) -> None:
+        if message.strip():  # an empty line is not worth sending to anyone
+            self.broadcast(f"<{self.name}> {visible(message)}")
+
+    def broadcast(self, text: str) -> None:
+        """Send *text* to everyone in the chat except this connection's user."""
+        for protocol in self.users.values():
+            if protocol is not self:
+                protocol.send_text(text)
+
+
+class ChatFactory(Factory):
+    """Builds a :class:`Chat` per connection; every one of them shares this factory's ``users``."""
+
+    protocol = Chat  # a subclass of Chat works too: factory.protocol = MyChat
+
+    def __init__(self) -> None:
+        self.users: dict[str, Chat] = {}  # maps each name to the protocol of the person using it
+
+    def buildProtocol(self, addr: IAddress) -> Chat:
+        return self.protocol(self.users)

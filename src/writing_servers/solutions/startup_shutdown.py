@@ -1,0 +1,54 @@
+"""Solutions to notebook 7's exercises."""
+
+from twisted.internet.interfaces import IAddress
+
+from writing_servers.startup_shutdown import LogfileFactory, LoggingProtocol
+
+
+class AnnouncingLogfileFactory(LogfileFactory):
+    """A LogfileFactory that marks each period of listening in the log."""
+
+    def startFactory(self) -> None:
+        super().startFactory()
+        self.log_line(b"# started")
+
+    def stopFactory(self) -> None:
+        self.log_line(b"# stopped")  # before the parent closes the file
+        super().stopFactory()
+
+
+class LineNumberingProtocol(LoggingProtocol):
+    """Log each line as ``<n>: <line>``, counting this connection's lines from 1."""
+
+    def connectionMade(self) -> None:
+        self.lines = 0  # one protocol per connection: a count per client
+
+    def lineReceived(self, line: bytes) -> None:
+        self.lines += 1
+        super().lineReceived(b"%d: " % self.lines + line)
+
+
+class ClientNumberedProtocol(LoggingProtocol):
+    """Log each line as ``client <number>: <line>``."""
+
+    number = 0  # the factory sets this when it builds the protocol
+
+    def lineReceived(self, line: bytes) -> None:
+        super().lineReceived(b"client %d: " % self.number + line)
+
+
+class ClientNumberingFactory(LogfileFactory):
+    """Number clients in the order they connect, from 1 in each period of listening."""
+
+    protocol = ClientNumberedProtocol
+
+    def startFactory(self) -> None:
+        super().startFactory()
+        self.clients = 0  # per period of listening, so here and not in __init__
+
+    def buildProtocol(self, addr: IAddress) -> LoggingProtocol | None:
+        protocol = super().buildProtocol(addr)
+        if isinstance(protocol, ClientNumberedProtocol):
+            self.clients += 1
+            protocol.number = self.clients
+        return protocol

@@ -1,0 +1,52 @@
+"""Solutions to notebook 5's exercises."""
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.protocol import Factory
+from twisted.internet.testing import StringTransport
+
+from writing_servers.state_machines import ChatRoom, LineChat
+
+
+class WhoChat(LineChat):
+    """LineChat, plus a '/who' command in the CHAT state; the framing is untouched."""
+
+    def handle_CHAT(self, text: str) -> None:
+        if text == "/who":
+            self.send_text("Here: " + ", ".join(self.room.who()))
+        else:
+            super().handle_CHAT(text)
+
+
+class PasswordChat(LineChat):
+    """LineChat with a PASSWORD state before GETNAME."""
+
+    password = "twisted"
+
+    def __init__(self, room: ChatRoom) -> None:
+        super().__init__(room)
+        self.state = "PASSWORD"
+
+    def connectionMade(self) -> None:
+        self.send_text("Password?")
+
+    def handle_PASSWORD(self, text: str) -> None:
+        if text != self.password:
+            self.send_text("Wrong password.")
+            return
+        self.state = "GETNAME"
+        self.send_text("What's your name?")
+
+
+def test_second_name_in_one_chunk(factory: Factory) -> None:
+    """A client whose first name is taken can send another in the same chunk, and is welcomed."""
+    address = IPv4Address("TCP", "127.0.0.1", 0)
+    alice, alice_transport = factory.buildProtocol(address), StringTransport()
+    bob, bob_transport = factory.buildProtocol(address), StringTransport()
+    alice.makeConnection(alice_transport)
+    bob.makeConnection(bob_transport)
+    alice.dataReceived(b"alice\r\n")
+    bob.dataReceived(b"alice\r\nbob\r\n")  # one chunk: the taken name, then another
+    assert bob_transport.value() == (
+        b"What's your name?\r\nName taken, please choose another.\r\nWelcome, bob!\r\n"
+    ), bob_transport.value()
+    assert alice_transport.value().endswith(b"* bob has joined\r\n"), alice_transport.value()

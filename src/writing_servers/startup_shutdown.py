@@ -1,0 +1,100 @@
+"""Section "Factory Startup and Shutdown": open shared resources when listening starts, close them when it stops.
+
+A factory's ``startFactory`` runs when the first port using it starts
+listening, and ``stopFactory`` when the last one stops: once per period of
+listening, however many ports share the factory and however many clients
+come and go.  That is the right moment to open and close something all the
+connections share, such as a log file.
+
+* :class:`LoggingProtocol` and :class:`LogfileFactory` are the howto's
+  logging server in Python 3.  The log is a *binary* file: every line is kept
+  exactly as the client sent it (without its line ending), so no line can
+  fail to decode.  The file's name is the operator's choice, given to the
+  factory; nothing a client sends can change where the server writes.
+* :class:`EagerLogfileFactory` is a deliberate mistake: it opens its log in
+  ``__init__`` and closes it in ``__del__``, too early and too late.
+"""
+
+import os
+from io import BufferedWriter
+
+from twisted.internet.protocol import Factory
+from twisted.protocols.basic import LineReceiver
+
+__all__ = ["EagerLogfileFactory", "LogfileFactory", "LoggingProtocol", "StrPath"]
+
+StrPath = str | os.PathLike[str]
+
+
+class LoggingProtocol(LineReceiver):
+    """Append each line the client sends to the factory's log; reply nothing.
+
+    Lines may end in CRLF (telnet) or a bare LF (netcat); the log keeps the
+    line's bytes as they arrived, without its ending.  A line that never ends
+    (the connection closes first) is not logged.
+    """
+
+    factory: "LogfileFactory"
+    delimiter = b"\n"  # split on LF alone; a CR before it is stripped below
+    MAX_LENGTH = 1024  # bytes per line; a longer one closes the connection (LineReceiver's default)
+
+    def lineReceived(self, line: bytes) -> None:
+        if not self.factory.log_line(line.removesuffix(b"\r")):
+            # No port is listening any more, so the log is closed, but this
+            # connection outlived the ports: nothing it sends can be kept.
+            self.transport.loseConnection()
+
+
+class LogfileFactory(Factory[LoggingProtocol]):
+    """Open the log file when listening starts, close it when listening stops.
+
+    *path* is chosen by whoever runs the server.  ``opened`` and ``closed``
+    count the calls of ``startFactory`` and ``stopFactory``, to show when
+    Twisted makes them.
+    """
+
+    protocol = LoggingProtocol
+
+    def __init__(self, path: StrPath) -> None:
+        self.path = path  # fixed here, by the operator; no client can change it
+        self.log: BufferedWriter | None = None  # open only while a port is listening
+        self.opened = 0
+        self.closed = 0
+
+    def startFactory(self) -> None:
+        self.log = open(self.path, "ab")  # append, in binary: keep what was there, write bytes as they are
+        self.opened += 1
+
+    def stopFactory(self) -> None:
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+        self.closed += 1
+
+    def log_line(self, line: bytes) -> bool:
+        """Append *line* and a newline to the log; False if the log is closed."""
+        if self.log is None:
+            return False
+        self.log.write(line + b"\n")
+        self.log.flush()  # hand each line to the operating system now, not when a buffer fills
+        return True
+
+
+class EagerLogfileFactory(LogfileFactory):
+    """A deliberate mistake: the log opens in ``__init__`` and closes in ``__del__``."""
+
+    def __init__(self, path: StrPath) -> None:
+        super().__init__(path)
+        self.log = open(path, "ab")  # too early: nothing listens yet, and maybe nothing ever will
+        self.opened += 1
+
+    def startFactory(self) -> None:
+        pass  # already open
+
+    def stopFactory(self) -> None:
+        pass  # and it stays open: __del__ closes it, whenever that runs
+
+    def __del__(self) -> None:
+        if self.log is not None:
+            self.log.close()
+            self.closed += 1
