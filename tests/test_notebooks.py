@@ -26,8 +26,9 @@ def _definition_cells() -> list[tuple[str, str]]:
     cells = []
     for notebook in NOTEBOOKS:
         for number, cell in enumerate(notebook.node.cells):
-            exercise = "exercise" in sync_notebooks.tags(cell)  # builds on the notebook's own classes
-            if cell.cell_type == "code" and not exercise and sync_notebooks.definitions(cell.source):
+            # Exercises build on the notebook's own classes; programs run a server (tests/test_programs.py).
+            skip = {"exercise", sync_notebooks.PROJECT_TAG} & sync_notebooks.tags(cell)
+            if cell.cell_type == "code" and not skip and sync_notebooks.definitions(cell.source):
                 cells.append((f"{notebook.path.stem}[{number}]", cell.source))
     return cells
 

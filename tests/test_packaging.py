@@ -88,3 +88,12 @@ def test_readme_opens_with_the_two_commands() -> None:
         "make lab",
         "make test",
     ]
+
+
+def test_fork_workflow_is_valid_yaml_that_runs_make_test() -> None:
+    """The GitHub workflow for forks parses, and its last step is `make test`."""
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "test.yml").read_text())
+    steps = workflow["jobs"]["test"]["steps"]
+    assert steps[-1]["run"] == "make test"
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads the key `on` as True
+    assert set(triggers) == {"push", "pull_request"}

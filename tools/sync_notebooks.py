@@ -13,6 +13,12 @@ list of notebooks in 00-Index (the cell tagged ``course-contents``).
 Cells tagged ``howto-as-written`` or ``exercise`` are left alone: they show
 code on purpose that is not the module's.
 
+A cell tagged ``project`` ("Use it in your project") is written whole from
+the module: the definitions its metadata names (``writing_servers.program``,
+say ``["Echo", "main"]``), the imports and constants they use, and a
+``__main__`` guard that calls ``main()``; a complete program to paste into a
+file and run.
+
     python tools/sync_notebooks.py          # rewrite notebooks in place
     python tools/sync_notebooks.py --check  # exit 1 and list what differs
 """
@@ -23,6 +29,7 @@ import argparse
 import ast
 import importlib
 import inspect
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 INDEX = "00-Index.ipynb"
 EXEMPT_TAGS = {"howto-as-written", "exercise"}
+PROJECT_TAG = "project"
 NAV_TAG = "navigation"
 CONTENTS_TAG = "course-contents"
 
@@ -98,6 +106,96 @@ def synced_source(cell_source: str, module_source: str, where: str) -> str:
     return result
 
 
+def _bound_names(node: ast.stmt) -> set[str]:
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        return {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+        return {node.name}
+    if isinstance(node, ast.Assign | ast.AnnAssign):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return {name.id for target in targets for name in ast.walk(target) if isinstance(name, ast.Name)}
+    return set()
+
+
+def _used_names(nodes: list[ast.stmt]) -> set[str]:
+    used = {n.id for node in nodes for n in ast.walk(node) if isinstance(n, ast.Name)}
+    # Names in string annotations ("CountingEchoFactory") count too.
+    for node in nodes:
+        for constant in ast.walk(node):
+            if isinstance(constant, ast.Constant) and isinstance(constant.value, str):
+                used.update(word for word in constant.value.replace(".", " ").split() if word.isidentifier())
+    return used
+
+
+def _definitions_with_needs(module: str, names: set[str], where: str) -> tuple[list[str], list[str]]:
+    """Import lines and definition texts for *names* from *module*, dependencies first.
+
+    Names a definition takes from another course module are inlined (so the
+    program needs only Twisted); other imports are kept as they are.
+    """
+    source = inspect.getsource(importlib.import_module(module))
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    defined = {name for node in tree.body if not _is_import(node) for name in _bound_names(node)}
+    missing = names - defined
+    if missing:
+        raise SystemExit(f"{where}: {module} has no {sorted(missing)} for its program")
+    wanted = set(names)
+    while True:  # add the module-level constants and definitions the chosen ones use
+        chosen = [node for node in tree.body if not _is_import(node) and _bound_names(node) & wanted]
+        more = (_used_names(chosen) & defined) - wanted
+        if not more:
+            break
+        wanted |= more
+    used = _used_names(chosen)
+    imports: list[str] = []
+    texts: list[str] = []
+    for node in tree.body:
+        if not _is_import(node) or not (_bound_names(node) & used or _is_future(node)):
+            continue
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("writing_servers"):
+            inlined = {alias.name for alias in node.names if (alias.asname or alias.name) in used}
+            more_imports, more_texts = _definitions_with_needs(node.module or "", inlined, where)
+            imports += more_imports
+            texts += [text for text in more_texts if text not in texts]
+        else:
+            imports.append("\n".join(lines[node.lineno - 1 : node.end_lineno]))
+    for node in chosen:
+        first = node.decorator_list[0].lineno if getattr(node, "decorator_list", None) else node.lineno
+        texts.append("\n".join(lines[first - 1 : node.end_lineno]))
+    return imports, texts
+
+
+def _is_import(node: ast.stmt) -> bool:
+    return isinstance(node, ast.Import | ast.ImportFrom)
+
+
+def _is_future(node: ast.stmt) -> bool:
+    return isinstance(node, ast.ImportFrom) and node.module == "__future__"
+
+
+def program_source(module: str, names: list[str], where: str) -> str:
+    """A complete program: the named definitions, what they need, and a ``__main__`` guard.
+
+    The text is put through ruff (import order, formatting), as every cell is.
+    """
+    imports, texts = _definitions_with_needs(module, set(names), where)
+    unique_imports = list(dict.fromkeys(imports))
+    guard = 'if __name__ == "__main__":\n    raise SystemExit(main())'
+    program = "\n".join(unique_imports) + "\n\n\n" + "\n\n\n".join([*texts, guard]) + "\n"
+    for command in (["check", "--select", "I,F401", "--fix", "--quiet"], ["format", "--quiet"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, "--stdin-filename", "program.py", "-"],
+            input=program,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=ROOT,
+        )
+        program = result.stdout or program
+    return program.rstrip("\n")
+
+
 def sync_code(notebook: Notebook) -> list[str]:
     """Update definition cells from the module; return what changed."""
     changed = []
@@ -105,11 +203,20 @@ def sync_code(notebook: Notebook) -> list[str]:
     if notebook.module:
         module_source = inspect.getsource(importlib.import_module(notebook.module))
     for number, cell in enumerate(notebook.node.cells):
+        where = f"{notebook.path.name} cell {number}"
+        if cell.cell_type == "code" and PROJECT_TAG in tags(cell):
+            names = cell.metadata.get("writing_servers", {}).get("program", [])
+            if module_source is None or not names:
+                raise SystemExit(f"{where}: a project cell needs the notebook's module and a program list")
+            new = program_source(notebook.module or "", list(names), where)
+            if new != cell.source:
+                cell.source = new
+                changed.append(f"{where}: program differs from {notebook.module}")
+            continue
         if cell.cell_type != "code" or tags(cell) & EXEMPT_TAGS:
             continue
         if not definitions(cell.source):
             continue
-        where = f"{notebook.path.name} cell {number}"
         if module_source is None:
             raise SystemExit(f"{where}: defines code but the notebook names no writing_servers.module")
         new = synced_source(cell.source, module_source, where)
