@@ -4,12 +4,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb))
+# The browser test drives Debian's chromium (E2E_CHROMIUM may name another Chromium or Chrome).
+CHROMIUM  := $(or $(E2E_CHROMIUM),$(shell command -v chromium 2>/dev/null))
 
 .DEFAULT_GOAL := help
-.PHONY: help install lab test lint typecheck unit nbval notebooks sync clean
+.PHONY: help install lab test lint typecheck unit nbval e2e e2e-if-chromium notebooks sync clean
 
 help: ## List the commands
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +26,7 @@ install: $(STAMP) ## Create .venv (if missing) and install the course into it
 lab: $(STAMP) ## Install, then open the course in JupyterLab (on 127.0.0.1; prints the address)
 	$(BIN)/python tools/lab.py
 
-test: $(STAMP) lint typecheck unit nbval ## Install, then run lint, type check, unit tests and every notebook
+test: $(STAMP) lint typecheck unit nbval e2e-if-chromium ## Install, then run lint, types, tests, every notebook (nbval, browser)
 
 lint: $(STAMP) ## ruff: lint and formatting
 	$(BIN)/ruff check .
@@ -33,12 +35,19 @@ lint: $(STAMP) ## ruff: lint and formatting
 typecheck: $(STAMP) ## mypy over src/
 	$(BIN)/mypy
 
-unit: $(STAMP) ## Unit and loopback tests
-	$(BIN)/pytest tests
+unit: $(STAMP) ## Unit, loopback, kernel and command-line tests
+	$(BIN)/pytest tests --ignore=tests/e2e
 
 nbval: $(STAMP) ## Re-run every notebook and compare with its stored outputs
 	$(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg \
 	    --nbval-cell-timeout 120 -p no:cacheprovider $(NOTEBOOKS)
+
+e2e: $(STAMP) ## JupyterLab in headless chromium: run every notebook, fail on errors, screenshot each
+	E2E_CHROMIUM=$(CHROMIUM) $(BIN)/pytest tests/e2e -p no:cacheprovider
+
+e2e-if-chromium:
+	@if [ -n "$(CHROMIUM)" ]; then $(MAKE) --no-print-directory e2e; \
+	else echo "SKIPPED the browser test (make e2e): no chromium found. Install it (apt-get install chromium) to run it."; fi
 
 sync: $(STAMP) ## Copy module code into notebook cells and refresh navigation links
 	$(BIN)/python tools/sync_notebooks.py

@@ -26,9 +26,8 @@ def _definition_cells() -> list[tuple[str, str]]:
     cells = []
     for notebook in NOTEBOOKS:
         for number, cell in enumerate(notebook.node.cells):
-            # Exercises build on the notebook's own classes; programs run a server (tests/test_programs.py).
-            skip = {"exercise", sync_notebooks.PROJECT_TAG} & sync_notebooks.tags(cell)
-            if cell.cell_type == "code" and not skip and sync_notebooks.definitions(cell.source):
+            exercise = "exercise" in sync_notebooks.tags(cell)  # builds on the notebook's own classes
+            if cell.cell_type == "code" and not exercise and sync_notebooks.definitions(cell.source):
                 cells.append((f"{notebook.path.stem}[{number}]", cell.source))
     return cells
 

@@ -13,11 +13,14 @@ list of notebooks in 00-Index (the cell tagged ``course-contents``).
 Cells tagged ``howto-as-written`` or ``exercise`` are left alone: they show
 code on purpose that is not the module's.
 
-A cell tagged ``project`` ("Use it in your project") is written whole from
-the module: the definitions its metadata names (``writing_servers.program``,
-say ``["Echo", "main"]``), the imports and constants they use, and a
-``__main__`` guard that calls ``main()``; a complete program to paste into a
-file and run.
+A markdown cell tagged ``project`` ("Use it in your project") is written
+whole from the module as one fenced block (```python ... ```): the
+definitions its metadata names (``writing_servers.program``, say
+``["CountingEchoFactory", "main"]``), the constants, definitions and imports
+they use (definitions from other course modules inlined, so it needs only
+Twisted), and a ``__main__`` guard that calls ``main()``; a complete program
+to save in a file and run.  It is markdown, not code, because in a kernel
+``__name__`` is ``"__main__"`` too: run as a cell, it would serve forever.
 
     python tools/sync_notebooks.py          # rewrite notebooks in place
     python tools/sync_notebooks.py --check  # exit 1 and list what differs
@@ -41,6 +44,7 @@ NOTEBOOKS = ROOT / "notebooks"
 INDEX = "00-Index.ipynb"
 EXEMPT_TAGS = {"howto-as-written", "exercise"}
 PROJECT_TAG = "project"
+PROGRAM_FENCE = "```python"
 NAV_TAG = "navigation"
 CONTENTS_TAG = "course-contents"
 
@@ -196,6 +200,19 @@ def program_source(module: str, names: list[str], where: str) -> str:
     return program.rstrip("\n")
 
 
+def program_block(program: str) -> str:
+    """*program* as the source of a project cell: one fenced Python block."""
+    return f"{PROGRAM_FENCE}\n{program}\n```"
+
+
+def program_in(cell_source: str) -> str:
+    """The program in a project cell's source (the inverse of :func:`program_block`)."""
+    body = cell_source.removeprefix(PROGRAM_FENCE + "\n").removesuffix("\n```")
+    if program_block(body) != cell_source:
+        raise ValueError("a project cell is one fenced ```python block and nothing else")
+    return body
+
+
 def sync_code(notebook: Notebook) -> list[str]:
     """Update definition cells from the module; return what changed."""
     changed = []
@@ -204,11 +221,14 @@ def sync_code(notebook: Notebook) -> list[str]:
         module_source = inspect.getsource(importlib.import_module(notebook.module))
     for number, cell in enumerate(notebook.node.cells):
         where = f"{notebook.path.name} cell {number}"
-        if cell.cell_type == "code" and PROJECT_TAG in tags(cell):
+        if PROJECT_TAG in tags(cell):
             names = cell.metadata.get("writing_servers", {}).get("program", [])
-            if module_source is None or not names:
-                raise SystemExit(f"{where}: a project cell needs the notebook's module and a program list")
-            new = program_source(notebook.module or "", list(names), where)
+            if cell.cell_type != "markdown" or module_source is None or not names:
+                raise SystemExit(
+                    f"{where}: a project cell is a markdown cell in a notebook with a module, "
+                    "and its metadata lists the program's definitions"
+                )
+            new = program_block(program_source(notebook.module or "", list(names), where))
             if new != cell.source:
                 cell.source = new
                 changed.append(f"{where}: program differs from {notebook.module}")

@@ -19,11 +19,18 @@ The servers here:
 * :class:`Countdown` sends its lines through a pull producer
   (:class:`LineProducer`) and calls ``loseConnection()`` at once; the
   connection closes only once the producer unregisters.
+
+:func:`main` serves DeadlineBigReply as a standalone program:
+``python -m writing_servers.closing --port 8000``.
 """
 
+import sys
+from collections.abc import Sequence
 from typing import cast
 
-from twisted.internet.interfaces import IConsumer, IPullProducer
+from twisted.internet.address import IPv4Address
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.interfaces import IConsumer, IListeningPort, IPullProducer
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
@@ -38,6 +45,7 @@ __all__ = [
     "DeadlineBigReply",
     "DeadlineBigReplyFactory",
     "LineProducer",
+    "main",
 ]
 
 #: 8 MiB: far more than the kernel's socket buffers hold on either side.
@@ -170,3 +178,51 @@ class CountdownFactory(Factory[Countdown]):
         self.lines = [b"3", b"2", b"1", b"liftoff!"]
         self.unregister_when_done = unregister_when_done
         self.producers: list[LineProducer] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve DeadlineBigReply over TCP until interrupted; return the exit status.
+
+    ``--port 0`` asks the system for any free port; the line printed once
+    listening says which one it got.
+    """
+    import argparse
+
+    from twisted.internet import reactor
+
+    parser = argparse.ArgumentParser(
+        description="Answer 'lose' or 'abort' with an 8 MiB reply, then hang up as asked."
+    )
+    parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on; 0 picks a free one")
+    parser.add_argument("--interface", default="127.0.0.1", help="address to listen on (default: loopback)")
+    parser.add_argument(
+        "--grace-period",
+        type=float,
+        default=30.0,
+        help="seconds a polite close may take before it becomes an abort",
+    )
+    args = parser.parse_args(argv)
+
+    failures: list[Failure] = []
+
+    def announce(port: IListeningPort) -> None:
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)  # what a TCP4 endpoint's port is bound to
+        print(f"Serving DeadlineBigReply on {address.host} port {address.port}; Ctrl-C stops it.", flush=True)
+
+    def give_up(failure: Failure) -> None:
+        failures.append(failure)
+        print(f"Cannot listen: {failure.getErrorMessage()}", file=sys.stderr, flush=True)
+        # A port already in use fails at once, before reactor.run() below has
+        # started the reactor: stop it as soon as it runs (or now, if it does).
+        reactor.callWhenRunning(reactor.stop)
+
+    endpoint = TCP4ServerEndpoint(reactor, args.port, interface=args.interface)
+    listening = endpoint.listen(DeadlineBigReplyFactory(grace_period=args.grace_period))
+    listening.addCallbacks(announce, give_up)
+    reactor.run()  # blocks until Ctrl-C, SIGTERM or reactor.stop()
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -18,12 +18,22 @@ TCP delivers a stream of bytes, not messages.  Twisted's helpers in
 * :class:`NetstringAnswer` and :class:`Int32Answer` answer the same questions
   with two other framings: netstrings (``12:How are you?,``) and a 4-byte
   big-endian length prefix.
+
+:func:`main` serves Answer as a standalone program:
+``python -m writing_servers.helper_protocols --port 8000``.
 """
 
 import re
+import sys
+from collections.abc import Sequence
 from typing import ClassVar
 
+from twisted.internet.address import IPv4Address
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.protocol import Factory
 from twisted.protocols.basic import Int32StringReceiver, LineReceiver, NetstringReceiver
+from twisted.python.failure import Failure
 
 __all__ = [
     "Answer",
@@ -34,6 +44,7 @@ __all__ = [
     "TextLineReceiver",
     "Upload",
     "answer_bytes",
+    "main",
 ]
 
 
@@ -191,3 +202,45 @@ class Int32Answer(Int32StringReceiver):
     def lengthLimitExceeded(self, length: int) -> None:
         self.sendString(b"Error: %d bytes is over the limit of %d; closing" % (length, self.MAX_LENGTH))
         self.transport.loseConnection()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve Answer over TCP until interrupted; return the exit status.
+
+    ``--port 0`` asks the system for any free port; the line printed once
+    listening says which one it got.
+    """
+    import argparse
+
+    from twisted.internet import reactor
+
+    parser = argparse.ArgumentParser(
+        description="Answer questions, one per line: 'How are you?' gets 'Fine'."
+    )
+    parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on; 0 picks a free one")
+    parser.add_argument("--interface", default="127.0.0.1", help="address to listen on (default: loopback)")
+    args = parser.parse_args(argv)
+
+    failures: list[Failure] = []
+
+    def announce(port: IListeningPort) -> None:
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)  # what a TCP4 endpoint's port is bound to
+        print(f"Serving Answer on {address.host} port {address.port}; Ctrl-C stops it.", flush=True)
+
+    def give_up(failure: Failure) -> None:
+        failures.append(failure)
+        print(f"Cannot listen: {failure.getErrorMessage()}", file=sys.stderr, flush=True)
+        # A port already in use fails at once, before reactor.run() below has
+        # started the reactor: stop it as soon as it runs (or now, if it does).
+        reactor.callWhenRunning(reactor.stop)
+
+    endpoint = TCP4ServerEndpoint(reactor, args.port, interface=args.interface)
+    listening = endpoint.listen(Factory.forProtocol(Answer))
+    listening.addCallbacks(announce, give_up)
+    reactor.run()  # blocks until Ctrl-C, SIGTERM or reactor.stop()
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

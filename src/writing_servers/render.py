@@ -37,8 +37,10 @@ _HTML_STYLE = {
 }
 
 
+# JupyterLab gives output tables a fixed layout and <pre> word-break:break-all,
+# which cuts transcript words in half; these undo that for our outputs.
 _PRE_STYLE = (
-    "margin:0;white-space:pre-wrap;line-height:1.35;"
+    "margin:0;white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere;line-height:1.35;"
     "font-family:var(--jp-code-font-family,monospace);font-size:var(--jp-code-font-size,13px)"
 )
 
@@ -88,10 +90,20 @@ def html_block(lines: Iterable[Line]) -> str:
         style = _HTML_STYLE[line.kind]
         content = html.escape(line.text) or "&nbsp;"
         if line.kind == "typed":
-            content = f"<em>{content}</em>"
+            # An empty or all-blank typed line would be invisible: say what was sent.
+            content = f"<em>{content}</em>" if line.text.strip() else _blank_typed(line.text)
         rows.append(f'<span style="{style}">{content}</span>' if style else content)
     body = "\n".join(rows)
     return f'<pre style="{_PRE_STYLE}">{body}</pre>'
+
+
+def _blank_typed(text: str) -> str:
+    what = (
+        "an empty line"
+        if not text
+        else f"a line of {len(text)} blank character{'s' if len(text) > 1 else ''}"
+    )
+    return f'<span style="color:#6b6b6b">({what})</span>'
 
 
 class Renderable:
@@ -148,7 +160,10 @@ class SideBySide:
             f'border-left:1px solid #ccc">{html_block(item.lines())}</td>'
             for item in self.items
         )
-        return f"<table><thead><tr>{heads}</tr></thead><tbody><tr>{cells}</tr></tbody></table>"
+        return (
+            f'<table style="table-layout:auto"><thead><tr>{heads}</tr></thead>'
+            f"<tbody><tr>{cells}</tr></tbody></table>"
+        )
 
 
 def width(text: str) -> int:

@@ -15,9 +15,17 @@ shared state; it overrides nothing.
 * :class:`LimitedCountingEchoFactory` shows when overriding
   ``buildProtocol`` still pays: it returns ``None`` to refuse a connection
   once ``limit`` are open, and otherwise calls ``super().buildProtocol``.
+
+:func:`main` serves ConfigurableQOTD as a standalone program:
+``python -m writing_servers.simpler_protocol_creation --port 8000 --quote "..."``.
 """
 
-from twisted.internet.interfaces import IAddress
+import sys
+from collections.abc import Sequence
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.interfaces import IAddress, IListeningPort
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 
@@ -28,6 +36,7 @@ __all__ = [
     "LimitedCountingEchoFactory",
     "SimpleCountingEcho",
     "SimpleCountingEchoFactory",
+    "main",
 ]
 
 DEFAULT_QUOTE = "An apple a day keeps the doctor away"
@@ -90,3 +99,46 @@ class LimitedCountingEchoFactory(SimpleCountingEchoFactory):
         if self.numProtocols >= self.limit:
             return None  # the listening port closes this connection at once
         return super().buildProtocol(addr)  # the default: make the protocol, set its .factory
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve ConfigurableQOTD over TCP until interrupted; return the exit status.
+
+    ``--port 0`` asks the system for any free port; the line printed once
+    listening says which one it got.
+    """
+    import argparse
+
+    from twisted.internet import reactor
+
+    parser = argparse.ArgumentParser(
+        description="Serve a quote of the day (RFC 865) of your choice over TCP."
+    )
+    parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on; 0 picks a free one")
+    parser.add_argument("--interface", default="127.0.0.1", help="address to listen on (default: loopback)")
+    parser.add_argument("--quote", default=DEFAULT_QUOTE, help="the quote to send each client")
+    args = parser.parse_args(argv)
+
+    failures: list[Failure] = []
+
+    def announce(port: IListeningPort) -> None:
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)  # what a TCP4 endpoint's port is bound to
+        print(f"Serving ConfigurableQOTD on {address.host} port {address.port}; Ctrl-C stops it.", flush=True)
+
+    def give_up(failure: Failure) -> None:
+        failures.append(failure)
+        print(f"Cannot listen: {failure.getErrorMessage()}", file=sys.stderr, flush=True)
+        # A port already in use fails at once, before reactor.run() below has
+        # started the reactor: stop it as soon as it runs (or now, if it does).
+        reactor.callWhenRunning(reactor.stop)
+
+    endpoint = TCP4ServerEndpoint(reactor, args.port, interface=args.interface)
+    listening = endpoint.listen(ConfigurableQOTDFactory(args.quote))
+    listening.addCallbacks(announce, give_up)
+    reactor.run()  # blocks until Ctrl-C, SIGTERM or reactor.stop()
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

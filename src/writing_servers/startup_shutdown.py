@@ -13,15 +13,24 @@ connections share, such as a log file.
   factory; nothing a client sends can change where the server writes.
 * :class:`EagerLogfileFactory` is a deliberate mistake: it opens its log in
   ``__init__`` and closes it in ``__del__``, too early and too late.
+
+:func:`main` serves the logging server as a standalone program:
+``python -m writing_servers.startup_shutdown --port 8000 --log server.log``.
 """
 
 import os
+import sys
+from collections.abc import Sequence
 from io import BufferedWriter
 
+from twisted.internet.address import IPv4Address
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
 
-__all__ = ["EagerLogfileFactory", "LogfileFactory", "LoggingProtocol", "StrPath"]
+__all__ = ["EagerLogfileFactory", "LogfileFactory", "LoggingProtocol", "StrPath", "main"]
 
 StrPath = str | os.PathLike[str]
 
@@ -98,3 +107,49 @@ class EagerLogfileFactory(LogfileFactory):
         if self.log is not None:
             self.log.close()
             self.closed += 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve LoggingProtocol over TCP until interrupted; return the exit status.
+
+    ``--port 0`` asks the system for any free port; the line printed once
+    listening says which one it got.
+    """
+    import argparse
+
+    from twisted.internet import reactor
+
+    parser = argparse.ArgumentParser(description="Append each line every client sends to a log file.")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on; 0 picks a free one")
+    parser.add_argument("--interface", default="127.0.0.1", help="address to listen on (default: loopback)")
+    parser.add_argument(
+        "--log",
+        metavar="FILE",
+        default="server.log",
+        help="file to append each line to (default: %(default)s, in the current folder)",
+    )
+    args = parser.parse_args(argv)
+
+    failures: list[Failure] = []
+
+    def announce(port: IListeningPort) -> None:
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)  # what a TCP4 endpoint's port is bound to
+        print(f"Serving LoggingProtocol on {address.host} port {address.port}; Ctrl-C stops it.", flush=True)
+
+    def give_up(failure: Failure) -> None:
+        failures.append(failure)
+        print(f"Cannot listen: {failure.getErrorMessage()}", file=sys.stderr, flush=True)
+        # A port already in use fails at once, before reactor.run() below has
+        # started the reactor: stop it as soon as it runs (or now, if it does).
+        reactor.callWhenRunning(reactor.stop)
+
+    endpoint = TCP4ServerEndpoint(reactor, args.port, interface=args.interface)
+    listening = endpoint.listen(LogfileFactory(args.log))
+    listening.addCallbacks(announce, give_up)
+    reactor.run()  # blocks until Ctrl-C, SIGTERM or reactor.stop()
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

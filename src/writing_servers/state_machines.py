@@ -22,14 +22,19 @@ per line, for programs), and :class:`ChatFactory` serves either.
 ``dataReceived``, with the bug that shape invites.  :func:`play` runs a
 conversation through ``StringTransport``, chunked as you choose, with no
 network at all.
+
+:func:`main` serves LineChat as a standalone program:
+``python -m writing_servers.state_machines --port 8000``.
 """
 
 import json
+import sys
 import typing
 from collections.abc import Callable, Sequence
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.interfaces import IAddress, IProtocol
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.interfaces import IAddress, IListeningPort, IProtocol
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -46,6 +51,7 @@ __all__ = [
     "NameRefused",
     "TangledChat",
     "TangledChatFactory",
+    "main",
     "play",
 ]
 
@@ -315,3 +321,45 @@ def play(factory: Factory, script: Sequence[tuple[int, bytes]], chunk_size: int 
         for start in range(0, len(data), size):
             protocol.dataReceived(data[start : start + size])
     return [connections[client][1].value() for client in sorted(connections)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve LineChat over TCP until interrupted; return the exit status.
+
+    ``--port 0`` asks the system for any free port; the line printed once
+    listening says which one it got.
+    """
+    import argparse
+
+    from twisted.internet import reactor
+
+    parser = argparse.ArgumentParser(
+        description="A chat room for people at a terminal: choose a name, then every line goes to everyone else."
+    )
+    parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on; 0 picks a free one")
+    parser.add_argument("--interface", default="127.0.0.1", help="address to listen on (default: loopback)")
+    args = parser.parse_args(argv)
+
+    failures: list[Failure] = []
+
+    def announce(port: IListeningPort) -> None:
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)  # what a TCP4 endpoint's port is bound to
+        print(f"Serving LineChat on {address.host} port {address.port}; Ctrl-C stops it.", flush=True)
+
+    def give_up(failure: Failure) -> None:
+        failures.append(failure)
+        print(f"Cannot listen: {failure.getErrorMessage()}", file=sys.stderr, flush=True)
+        # A port already in use fails at once, before reactor.run() below has
+        # started the reactor: stop it as soon as it runs (or now, if it does).
+        reactor.callWhenRunning(reactor.stop)
+
+    endpoint = TCP4ServerEndpoint(reactor, args.port, interface=args.interface)
+    listening = endpoint.listen(ChatFactory(ChatRoom(), LineChat))
+    listening.addCallbacks(announce, give_up)
+    reactor.run()  # blocks until Ctrl-C, SIGTERM or reactor.stop()
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

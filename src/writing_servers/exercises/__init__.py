@@ -10,6 +10,7 @@ tracebacks.  Reference solutions live in :mod:`writing_servers.solutions`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,6 +21,11 @@ from ..clients import Client, ClientError, connect
 from ..render import Line, Renderable
 
 __all__ = ["CHECK_TIMEOUT", "Report", "checked_server", "client_of", "described", "reply_to"]
+
+#: A starter's ``raise NotImplementedError("...")`` as the lab's error log words it.
+_NOT_WRITTEN = re.compile(
+    r"^(?:(?P<cls>\w+): )?(?P<method>\w+)\(\) raised NotImplementedError: (?P<message>.*)$"
+)
 
 #: How long a check waits for a reply before calling it missing.
 CHECK_TIMEOUT = 1.0
@@ -70,14 +76,24 @@ def checked_server(report: Report, factory: Factory) -> Iterator[lab.Server]:
     """
     lab.errors().take_new()  # errors from earlier cells are not this check's business
     server = lab.listen(factory, name=f"check: {report.title}")
+    stopped: str | None = None
     try:
         yield server
     except (ClientError, lab.LabTimeout) as error:
-        report.wrong(f"the conversation stopped: {error}")
+        stopped = f"the conversation stopped: {error}"
     finally:
         server.stop()
-        for entry in lab.errors().take_new():
-            report.wrong(f"your code raised an error: {entry}")
+        errors = lab.errors().take_new()
+        unwritten = [match for entry in errors if (match := _NOT_WRITTEN.match(entry))]
+        if unwritten:  # the stalled conversation is only a consequence: say what to write
+            for match in unwritten:
+                where = ".".join(part for part in match.group("cls", "method") if part)
+                report.wrong(f"{where} is not written yet: {match.group('message')}")
+        else:
+            if stopped is not None:
+                report.wrong(stopped)
+            for entry in errors:
+                report.wrong(f"your code raised an error: {entry}")
 
 
 def described(error: BaseException) -> str:
