@@ -24,17 +24,16 @@ The servers here:
 ``python -m writing_servers.closing --port 8000``.
 """
 
-import sys
 from collections.abc import Sequence
 from typing import cast
 
-from twisted.internet.address import IPv4Address
-from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.internet.interfaces import IConsumer, IListeningPort, IPullProducer
+from twisted.internet.interfaces import IConsumer, IPullProducer
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
+
+from writing_servers.programs import run_server, server_arguments
 
 __all__ = [
     "REPLY_SIZE",
@@ -186,15 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``--port 0`` asks the system for any free port; the line printed once
     listening says which one it got.
     """
-    import argparse
-
-    from twisted.internet import reactor
-
-    parser = argparse.ArgumentParser(
-        description="Answer 'lose' or 'abort' with an 8 MiB reply, then hang up as asked."
-    )
-    parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on; 0 picks a free one")
-    parser.add_argument("--interface", default="127.0.0.1", help="address to listen on (default: loopback)")
+    parser = server_arguments("Answer 'lose' or 'abort' with an 8 MiB reply, then hang up as asked.")
     parser.add_argument(
         "--grace-period",
         type=float,
@@ -202,26 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="seconds a polite close may take before it becomes an abort",
     )
     args = parser.parse_args(argv)
-
-    failures: list[Failure] = []
-
-    def announce(port: IListeningPort) -> None:
-        address = port.getHost()
-        assert isinstance(address, IPv4Address)  # what a TCP4 endpoint's port is bound to
-        print(f"Serving DeadlineBigReply on {address.host} port {address.port}; Ctrl-C stops it.", flush=True)
-
-    def give_up(failure: Failure) -> None:
-        failures.append(failure)
-        print(f"Cannot listen: {failure.getErrorMessage()}", file=sys.stderr, flush=True)
-        # A port already in use fails at once, before reactor.run() below has
-        # started the reactor: stop it as soon as it runs (or now, if it does).
-        reactor.callWhenRunning(reactor.stop)
-
-    endpoint = TCP4ServerEndpoint(reactor, args.port, interface=args.interface)
-    listening = endpoint.listen(DeadlineBigReplyFactory(grace_period=args.grace_period))
-    listening.addCallbacks(announce, give_up)
-    reactor.run()  # blocks until Ctrl-C, SIGTERM or reactor.stop()
-    return 1 if failures else 0
+    return run_server(
+        DeadlineBigReplyFactory(grace_period=args.grace_period), "DeadlineBigReply", args.port, args.interface
+    )
 
 
 if __name__ == "__main__":

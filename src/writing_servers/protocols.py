@@ -12,14 +12,13 @@ Three servers from the howto's first section, in modern Python 3:
 ``python -m writing_servers.protocols --port 8000``.
 """
 
-import sys
 from collections.abc import Sequence
 
-from twisted.internet.address import IPv4Address
-from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.internet.interfaces import IAddress, IListeningPort
+from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
+
+from writing_servers.programs import run_server, server_arguments
 
 __all__ = ["QOTD", "CountingEcho", "CountingEchoFactory", "Echo", "main"]
 
@@ -76,36 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``--port 0`` asks the system for any free port; the line printed once
     listening says which one it got.
     """
-    import argparse
-
-    from twisted.internet import reactor
-
-    parser = argparse.ArgumentParser(
-        description="Echo what each client sends, after greeting it with the number of open connections."
+    parser = server_arguments(
+        "Echo what each client sends, after greeting it with the number of open connections."
     )
-    parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on; 0 picks a free one")
-    parser.add_argument("--interface", default="127.0.0.1", help="address to listen on (default: loopback)")
     args = parser.parse_args(argv)
-
-    failures: list[Failure] = []
-
-    def announce(port: IListeningPort) -> None:
-        address = port.getHost()
-        assert isinstance(address, IPv4Address)  # what a TCP4 endpoint's port is bound to
-        print(f"Serving CountingEcho on {address.host} port {address.port}; Ctrl-C stops it.", flush=True)
-
-    def give_up(failure: Failure) -> None:
-        failures.append(failure)
-        print(f"Cannot listen: {failure.getErrorMessage()}", file=sys.stderr, flush=True)
-        # A port already in use fails at once, before reactor.run() below has
-        # started the reactor: stop it as soon as it runs (or now, if it does).
-        reactor.callWhenRunning(reactor.stop)
-
-    endpoint = TCP4ServerEndpoint(reactor, args.port, interface=args.interface)
-    listening = endpoint.listen(CountingEchoFactory())
-    listening.addCallbacks(announce, give_up)
-    reactor.run()  # blocks until Ctrl-C, SIGTERM or reactor.stop()
-    return 1 if failures else 0
+    return run_server(CountingEchoFactory(), "CountingEcho", args.port, args.interface)
 
 
 if __name__ == "__main__":

@@ -27,12 +27,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from twisted.internet.address import IPv4Address
-from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.internet.interfaces import IAddress, IListeningPort
+from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory
-from twisted.python.failure import Failure
 
+from writing_servers.programs import run_server, server_arguments
 from writing_servers.protocols import QOTD
 
 __all__ = ["QOTD", "QOTDFactory", "main", "make_self_signed_certificate"]
@@ -51,34 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``--port 0`` asks the system for any free port; the line printed once
     listening says which one it got.
     """
-    import argparse
-
-    from twisted.internet import reactor
-
-    parser = argparse.ArgumentParser(description="Serve the quote of the day (RFC 865) over TCP.")
-    parser.add_argument("--port", type=int, default=8007, help="TCP port to listen on; 0 picks a free one")
-    parser.add_argument("--interface", default="127.0.0.1", help="address to listen on (default: loopback)")
+    parser = server_arguments("Serve the quote of the day (RFC 865) over TCP.", default_port=8007)
     args = parser.parse_args(argv)
-
-    failures: list[Failure] = []
-
-    def announce(port: IListeningPort) -> None:
-        address = port.getHost()
-        assert isinstance(address, IPv4Address)  # what a TCP4 endpoint's port is bound to
-        print(f"Serving QOTD on {address.host} port {address.port}; Ctrl-C stops it.", flush=True)
-
-    def give_up(failure: Failure) -> None:
-        failures.append(failure)
-        print(f"Cannot listen: {failure.getErrorMessage()}", file=sys.stderr, flush=True)
-        # A port already in use fails at once, before reactor.run() below has
-        # started the reactor: stop it as soon as it runs (or now, if it does).
-        reactor.callWhenRunning(reactor.stop)
-
-    endpoint = TCP4ServerEndpoint(reactor, args.port, interface=args.interface)
-    listening = endpoint.listen(QOTDFactory())
-    listening.addCallbacks(announce, give_up)
-    reactor.run()  # blocks until Ctrl-C, SIGTERM or reactor.stop()
-    return 1 if failures else 0
+    return run_server(QOTDFactory(), "QOTD", args.port, args.interface)
 
 
 def make_self_signed_certificate(

@@ -20,14 +20,13 @@ shared state; it overrides nothing.
 ``python -m writing_servers.simpler_protocol_creation --port 8000 --quote "..."``.
 """
 
-import sys
 from collections.abc import Sequence
 
-from twisted.internet.address import IPv4Address
-from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.internet.interfaces import IAddress, IListeningPort
+from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
+
+from writing_servers.programs import run_server, server_arguments
 
 __all__ = [
     "DEFAULT_QUOTE",
@@ -107,37 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``--port 0`` asks the system for any free port; the line printed once
     listening says which one it got.
     """
-    import argparse
-
-    from twisted.internet import reactor
-
-    parser = argparse.ArgumentParser(
-        description="Serve a quote of the day (RFC 865) of your choice over TCP."
-    )
-    parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on; 0 picks a free one")
-    parser.add_argument("--interface", default="127.0.0.1", help="address to listen on (default: loopback)")
+    parser = server_arguments("Serve a quote of the day (RFC 865) of your choice over TCP.")
     parser.add_argument("--quote", default=DEFAULT_QUOTE, help="the quote to send each client")
     args = parser.parse_args(argv)
-
-    failures: list[Failure] = []
-
-    def announce(port: IListeningPort) -> None:
-        address = port.getHost()
-        assert isinstance(address, IPv4Address)  # what a TCP4 endpoint's port is bound to
-        print(f"Serving ConfigurableQOTD on {address.host} port {address.port}; Ctrl-C stops it.", flush=True)
-
-    def give_up(failure: Failure) -> None:
-        failures.append(failure)
-        print(f"Cannot listen: {failure.getErrorMessage()}", file=sys.stderr, flush=True)
-        # A port already in use fails at once, before reactor.run() below has
-        # started the reactor: stop it as soon as it runs (or now, if it does).
-        reactor.callWhenRunning(reactor.stop)
-
-    endpoint = TCP4ServerEndpoint(reactor, args.port, interface=args.interface)
-    listening = endpoint.listen(ConfigurableQOTDFactory(args.quote))
-    listening.addCallbacks(announce, give_up)
-    reactor.run()  # blocks until Ctrl-C, SIGTERM or reactor.stop()
-    return 1 if failures else 0
+    return run_server(ConfigurableQOTDFactory(args.quote), "ConfigurableQOTD", args.port, args.interface)
 
 
 if __name__ == "__main__":
