@@ -426,27 +426,6 @@ def test_nc_talks_to_a_line_server(name: str, line: str, reply: str, tmp_path: P
         running.stop()
 
 
-@needs_nc
-def test_nc_chats(tmp_path: Path) -> None:
-    """A person on the real nc and one on a socket talk to each other through the chat."""
-    with server("chat", cwd=tmp_path) as chat:
-        host, port = chat.address
-        with program(["nc", "-N", host, str(port)]) as nc, connect(chat.address) as bob:
-            nc.stdout.wait_for("^What's your name\\?$")
-            nc.type("ann\n")
-            nc.stdout.wait_for("^Welcome, ann!$")
-            assert bob.read_line() == "What's your name?"
-            bob.send(b"bob\r\n")
-            assert bob.read_line() == "Welcome, bob!"
-            bob.send(b"hello from bob\r\n")
-            nc.stdout.wait_for("^<bob> hello from bob$")
-            nc.type("hello from nc\n")
-            assert bob.read_line() == "<ann> hello from nc"
-            nc.end_input()
-            assert nc.wait() == 0
-        chat.stop()
-
-
 @needs_telnet
 @pytest.mark.parametrize(
     ("name", "line", "reply"),
@@ -470,24 +449,32 @@ def test_telnet_talks_to_a_line_server(name: str, line: str, reply: str, tmp_pat
         running.stop()
 
 
-@needs_telnet
-def test_telnet_chats(tmp_path: Path) -> None:
-    """A person on the real telnet and one on a socket talk to each other through the chat."""
+@pytest.mark.parametrize(
+    ("command", "bob_ending"),
+    [
+        # A person on nc (LF) chats with bob on CRLF; a person on telnet (CRLF) with bob on LF.
+        pytest.param(["nc", "-N"], b"\r\n", marks=needs_nc, id="nc"),
+        pytest.param(["telnet"], b"\n", marks=needs_telnet, id="telnet"),
+    ],
+)
+def test_real_client_chats(command: list[str], bob_ending: bytes, tmp_path: Path) -> None:
+    """A person on a real terminal client and one on a socket talk to each other through the chat."""
+    who = command[0]
     with server("chat", cwd=tmp_path) as chat:
         host, port = chat.address
-        with program(["telnet", host, str(port)]) as telnet, connect(chat.address) as bob:
-            telnet.stdout.wait_for("^What's your name\\?$")
-            telnet.type("ann\n")
-            telnet.stdout.wait_for("^Welcome, ann!$")
+        with program([*command, host, str(port)]) as person, connect(chat.address) as bob:
+            person.stdout.wait_for("^What's your name\\?$")
+            person.type("ann\n")
+            person.stdout.wait_for("^Welcome, ann!$")
             assert bob.read_line() == "What's your name?"
-            bob.send(b"bob\n")
+            bob.send(b"bob" + bob_ending)
             assert bob.read_line() == "Welcome, bob!"
-            bob.send(b"hello from bob\n")
-            telnet.stdout.wait_for("^<bob> hello from bob$")
-            telnet.type("hello from telnet\n")
-            assert bob.read_line() == "<ann> hello from telnet"
-            telnet.end_input()
-            assert telnet.wait() == 0
+            bob.send(b"hello from bob" + bob_ending)
+            person.stdout.wait_for("^<bob> hello from bob$")
+            person.type(f"hello from {who}\n")
+            assert bob.read_line() == f"<ann> hello from {who}"
+            person.end_input()
+            assert person.wait() == 0
         chat.stop()
 
 
