@@ -50,11 +50,14 @@ def run_server(factory: Factory[Any], name: str, port: int, interface: str) -> i
     def give_up(failure: Failure) -> None:
         failures.append(failure)
         print(f"Cannot listen: {failure.getErrorMessage()}", file=sys.stderr, flush=True)
-        # A port already in use fails at once, before reactor.run() below has
-        # started the reactor: stop it as soon as it runs (or now, if it does).
-        reactor.callWhenRunning(reactor.stop)
+        reactor.stop()
 
-    endpoint = TCP4ServerEndpoint(reactor, port, interface=interface)
-    endpoint.listen(factory).addCallbacks(announce, give_up)
+    def start_listening() -> None:
+        endpoint = TCP4ServerEndpoint(reactor, port, interface=interface)
+        endpoint.listen(factory).addCallbacks(announce, give_up)
+
+    # Listen once the reactor runs, so its Ctrl-C handler is in place before
+    # "Serving ..." invites anyone to connect (or press Ctrl-C).
+    reactor.callWhenRunning(start_listening)
     reactor.run()  # blocks until Ctrl-C, SIGTERM or reactor.stop()
     return 1 if failures else 0
