@@ -20,7 +20,7 @@ from .. import lab
 from ..clients import Client, ClientError, connect
 from ..render import Line, Renderable
 
-__all__ = ["CHECK_TIMEOUT", "Report", "checked_server", "client_of", "described", "reply_to"]
+__all__ = ["CHECK_TIMEOUT", "Report", "checked_server", "client_of", "described", "reply_to", "trouble"]
 
 #: A starter's ``raise NotImplementedError("...")`` as the lab's error log words it.
 _NOT_WRITTEN = re.compile(
@@ -100,6 +100,16 @@ def described(error: BaseException) -> str:
     """``TypeError: message`` for a report line, or the bare class name when there is no message."""
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def trouble(error: Exception, name: str, call: str) -> str:
+    """The report line for an exception from the student's code called as *call*.
+
+    A starter's ``NotImplementedError`` means *name* is simply not written yet.
+    """
+    if isinstance(error, NotImplementedError):
+        return f"{name} is not written yet ({error})"
+    return f"{call} raised {described(error)}"
 
 
 def client_of(server: lab.Server) -> Client:

@@ -16,7 +16,7 @@ from twisted.internet.protocol import Factory
 from .. import lab
 from ..clients import ClientError, connect
 from ..serving import QOTDFactory
-from . import CHECK_TIMEOUT, Report, checked_server, client_of, described
+from . import CHECK_TIMEOUT, Report, checked_server, client_of, described, trouble
 
 QUOTE = b"An apple a day keeps the doctor away\r\n"
 
@@ -66,11 +66,8 @@ def check_listen_twice(listen_twice: Callable[[Any, Factory], Any]) -> Report:
     factory = QOTDFactory()
     try:
         result = lab.call(listen_twice, _reactor(), factory, what="listen_twice(reactor, factory)")
-    except NotImplementedError as error:
-        report.wrong(f"listen_twice is not written yet ({error})")
-        return report
     except Exception as error:
-        report.wrong(f"listen_twice raised {described(error)}")
+        report.wrong(trouble(error, "listen_twice", "listen_twice"))
         return report
     items = _settled(result)
     ports = [item for item in items if IListeningPort.providedBy(item)]
@@ -133,11 +130,8 @@ def check_private_unix_endpoint(private_unix_endpoint: Callable[[str], str]) -> 
     with tempfile.TemporaryDirectory() as folder:
         try:
             description = private_unix_endpoint(folder)
-        except NotImplementedError as error:
-            report.wrong(f"private_unix_endpoint is not written yet ({error})")
-            return report
         except Exception as error:
-            report.wrong(f"private_unix_endpoint raised {described(error)}")
+            report.wrong(trouble(error, "private_unix_endpoint", "private_unix_endpoint"))
             return report
         if not report.expect(
             isinstance(description, str),
@@ -194,11 +188,8 @@ def check_limited_factory(factory_class: Callable[[int], Factory]) -> Report:
     try:
         factory_class(2).buildProtocol(IPv4Address("TCP", "127.0.0.1", 50000))  # a trial run, no network
         factory = factory_class(2)
-    except NotImplementedError as error:
-        report.wrong(f"buildProtocol is not written yet ({error})")
-        return report
     except Exception as error:
-        report.wrong(f"LimitedQOTDFactory(2).buildProtocol(address) raised {described(error)}")
+        report.wrong(trouble(error, "buildProtocol", "LimitedQOTDFactory(2).buildProtocol(address)"))
         return report
     with checked_server(report, factory) as server:
         for number in (1, 2, 3, 4):
