@@ -8,7 +8,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb))
 CHROMIUM  := $(or $(E2E_CHROMIUM),$(shell command -v chromium 2>/dev/null))
 
 .DEFAULT_GOAL := help
-.PHONY: help install lab test lint typecheck unit nbval e2e e2e-if-chromium notebooks sync clean
+.PHONY: help install lab test lint typecheck unit nbval e2e e2e-if-chromium soak bench notebooks sync clean
 
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,10 +36,11 @@ typecheck: $(STAMP) ## mypy over src/
 	$(BIN)/mypy
 
 unit: $(STAMP) ## Unit, loopback, kernel and command-line tests
-	$(BIN)/pytest tests --ignore=tests/e2e
+	$(BIN)/pytest tests --ignore=tests/e2e --ignore=tests/soak
 
+# Two notebooks at a time, each in its own kernel (--dist loadfile keeps a notebook's cells together).
 nbval: $(STAMP) ## Re-run every notebook and compare with its stored outputs
-	$(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg \
+	$(BIN)/pytest -n 2 --dist loadfile --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg \
 	    --nbval-cell-timeout 120 -p no:cacheprovider $(NOTEBOOKS)
 
 e2e: $(STAMP) ## JupyterLab in headless chromium: run every notebook, fail on errors, screenshot each
@@ -48,6 +49,12 @@ e2e: $(STAMP) ## JupyterLab in headless chromium: run every notebook, fail on er
 e2e-if-chromium:
 	@if [ -n "$(CHROMIUM)" ]; then $(MAKE) --no-print-directory e2e; \
 	else echo "SKIPPED the browser test (make e2e): no chromium found. Install it (apt-get install chromium) to run it."; fi
+
+soak: $(STAMP) ## Chat soak: 1,000 clients join, chat and leave for a while; prints its figures
+	$(BIN)/pytest tests/soak -s -p no:cacheprovider
+
+bench: $(STAMP) ## Benchmarks against the floor and the alternatives; prints a table
+	$(BIN)/python benchmarks/run.py
 
 sync: $(STAMP) ## Copy module code into notebook cells and refresh navigation links
 	$(BIN)/python tools/sync_notebooks.py
