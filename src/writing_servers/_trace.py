@@ -14,7 +14,7 @@ from collections import deque
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IAddress
+from twisted.internet.interfaces import IAddress, IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python import log
@@ -123,6 +123,21 @@ class TracingProtocol(ProtocolWrapper):
         self._note("abortConnection()")
         self.disconnecting = 1
         self.transport.abortConnection()  # type: ignore[union-attr]
+
+    def __conform__(self, interface: Any) -> Any:
+        # Twisted asks the protocol whether it handles half-closed connections
+        # (IHalfCloseableProtocol(protocol, None)); answer as the wrapped one would.
+        if interface is IHalfCloseableProtocol and IHalfCloseableProtocol.providedBy(self.wrappedProtocol):
+            return self
+        return None
+
+    def readConnectionLost(self) -> None:
+        self._note("readConnectionLost()")
+        IHalfCloseableProtocol(self.wrappedProtocol).readConnectionLost()
+
+    def writeConnectionLost(self) -> None:
+        self._note("writeConnectionLost()")
+        IHalfCloseableProtocol(self.wrappedProtocol).writeConnectionLost()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._note(f"connectionLost({type(reason.value).__name__})")

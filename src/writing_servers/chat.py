@@ -20,9 +20,13 @@ Where it differs from the howto's listing, on purpose:
   so nobody can call themselves ``<alice>`` or ``ALICE`` while ``alice`` is
   here;
 * a name is freed only by the connection that owns it;
-* control characters in messages are spelled out (:func:`visible`), so one
+* control characters in messages are spelled out
+  (:func:`~writing_servers.helper_protocols.visible`), so one
   user cannot move the cursor, recolour text or overwrite a line on another
-  user's terminal.
+  user's terminal;
+* someone who stops reading cannot make the server hold everyone's messages
+  for them forever: past a limit their connection is aborted
+  (``TextLineReceiver.MAX_UNSENT``), and the others never wait for them.
 
 :func:`main` serves the chat as a standalone program:
 ``python -m writing_servers.chat --port 8000``.
@@ -36,7 +40,7 @@ from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
-from writing_servers.helper_protocols import TextLineReceiver
+from writing_servers.helper_protocols import TextLineReceiver, visible
 from writing_servers.programs import run_server, server_arguments
 
 __all__ = ["NAME", "NAME_RULE", "Chat", "ChatFactory", "main", "name_problem", "visible"]
@@ -60,25 +64,6 @@ def name_problem(name: str, taken: Iterable[str]) -> str | None:
     if name.casefold() in {other.casefold() for other in taken}:
         return "Name taken, please choose another."
     return None
-
-
-def visible(text: str) -> str:
-    """*text* with every non-printable character spelled out, so that it cannot steer a terminal.
-
-    C0 controls and DEL become caret notation, as ``cat -v`` shows them
-    (ESC is ``^[``, CR is ``^M``, tab is ``^I``, DEL is ``^?``).  Other
-    invisible characters (C1 controls, bidirectional overrides, zero-width
-    spaces, line separators) become their code point, such as ``<U+202E>``.
-    """
-    shown = []
-    for char in text:
-        if char.isprintable():
-            shown.append(char)
-        elif char < " " or char == "\x7f":
-            shown.append("^" + chr(ord(char) ^ 0x40))  # 0x1b -> "[", 0x0d -> "M", 0x7f -> "?"
-        else:
-            shown.append(f"<U+{ord(char):04X}>")
-    return "".join(shown)
 
 
 class Chat(TextLineReceiver):
@@ -118,9 +103,13 @@ class Chat(TextLineReceiver):
 
     def broadcast(self, text: str) -> None:
         """Send *text* to everyone in the chat except this connection's user."""
-        for protocol in self.users.values():
+        data = text.encode("utf-8") + b"\r\n"  # encoded once, however many people receive it
+        for protocol in list(self.users.values()):  # a copy: the loop must not see the dict change
             if protocol is not self:
-                protocol.send_text(text)
+                protocol.send_bytes(data)
+
+    def peer_description(self) -> str:
+        return self.name if self.name is not None else "a client choosing a name"
 
 
 class ChatFactory(Factory):

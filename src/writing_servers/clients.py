@@ -165,6 +165,11 @@ class Client:
         self._sock = sock
         self._started = time.monotonic()
 
+    @property
+    def sock(self) -> socket.socket:
+        """The connected socket, for experiments with socket options (TCP_NODELAY, SO_LINGER)."""
+        return self._sock
+
     # -- sending ---------------------------------------------------------
 
     def send(self, data: bytes | str) -> None:

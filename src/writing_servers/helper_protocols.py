@@ -10,6 +10,8 @@ TCP delivers a stream of bytes, not messages.  Twisted's helpers in
   CRLF (telnet) and bare LF (netcat), decodes each line as UTF-8 (a line that
   is not UTF-8 is refused with a message; the connection stays open), replies
   with CRLF, and closes with a reason when a line grows past ``MAX_LENGTH``.
+* :func:`visible` spells out control characters, for servers that pass one
+  person's text on to another person's terminal.
 * :class:`Answer` is the howto's example on top of it, in text.
 * :class:`Upload` mixes lines and raw bytes: ``SEND 12`` switches to raw mode
   for exactly 12 bytes, then back to lines, even in the middle of one chunk.
@@ -27,8 +29,11 @@ import re
 from collections.abc import Sequence
 from typing import ClassVar
 
+from twisted.internet.interfaces import IConsumer, IHalfCloseableProtocol, IPushProducer, ITransport
 from twisted.internet.protocol import Factory
+from twisted.logger import Logger
 from twisted.protocols.basic import Int32StringReceiver, LineReceiver, NetstringReceiver
+from zope.interface import implementer
 
 from writing_servers.programs import run_server, server_arguments
 
@@ -42,6 +47,7 @@ __all__ = [
     "Upload",
     "answer_bytes",
     "main",
+    "visible",
 ]
 
 
@@ -60,14 +66,36 @@ class BytesAnswer(LineReceiver):
             self.sendLine(self.answers[None])
 
 
+@implementer(IHalfCloseableProtocol, IPushProducer)
 class TextLineReceiver(LineReceiver):
     """Lines of UTF-8 text, ended by CRLF (telnet) or a bare LF (netcat); replies end in CRLF.
 
     Subclasses override :meth:`text_received` and reply with :meth:`send_text`.
+    Every line server of the course inherits these answers to bad peers:
+
+    * a line longer than ``MAX_LENGTH``: an error line, then the connection closes;
+    * a line that is not UTF-8: an error line; the connection stays open;
+    * a peer that half-closes (EOF after its last line, as ``nc -N`` sends):
+      its last line is answered even without a line ending, every reply is
+      sent, and then the connection closes;
+    * a peer that stops reading: once Twisted's send buffer for it is full,
+      Twisted calls :meth:`pauseProducing` and we stop reading its requests
+      until it catches up.  Text that others send it (chat messages) still
+      queues; past ``MAX_UNSENT`` more bytes the connection is aborted, so
+      one stalled peer can hold only a bounded amount of the server's memory.
     """
 
     delimiter = b"\n"  # split on LF alone; a CR before it is stripped below
     MAX_LENGTH = 1024  # bytes per line, not counting the LF; bounds what a client can make us buffer
+    MAX_UNSENT = 64 * 1024  # bytes queued for a peer that stopped reading, beyond Twisted's own buffer
+    log = Logger()
+
+    def makeConnection(self, transport: ITransport) -> None:
+        self._unsent: int | None = None  # bytes queued since the peer fell behind; None: it keeps up
+        self._dropped = False
+        # As a registered producer we hear from Twisted when this peer stops reading.
+        IConsumer(transport).registerProducer(self, True)
+        super().makeConnection(transport)
 
     def lineReceived(self, line: bytes) -> None:
         line = line.removesuffix(b"\r")
@@ -85,11 +113,83 @@ class TextLineReceiver(LineReceiver):
 
     def send_text(self, text: str) -> None:
         """Send *text* as one UTF-8 line ending in CRLF, as the Internet's line protocols do."""
-        self.transport.write(text.encode("utf-8") + b"\r\n")
+        self.send_bytes(text.encode("utf-8") + b"\r\n")
+
+    def send_bytes(self, data: bytes) -> None:
+        """Send *data*, whole lines already encoded, unless this peer has fallen too far behind."""
+        if self._unsent is not None:
+            self._unsent += len(data)
+            if self._unsent > self.MAX_UNSENT:
+                self.drop_slow_reader()
+                return
+        self.transport.write(data)
+
+    def drop_slow_reader(self) -> None:
+        """Abort a connection whose peer stopped reading: waiting for it would cost unbounded memory."""
+        if not self._dropped:
+            self._dropped = True
+            self.log.warn(
+                "{who} stopped reading: more than {limit} bytes waiting for it; connection aborted",
+                who=self.peer_description(),
+                limit=self.MAX_UNSENT,
+            )
+            self.transport.abortConnection()  # loseConnection would wait for it to read everything
+
+    def peer_description(self) -> str:
+        """Who is at the other end, for the server log."""
+        return "a client"
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self.send_text(f"Error: line longer than {self.MAX_LENGTH} bytes; closing the connection")
         self.transport.loseConnection()
+
+    # IHalfCloseableProtocol: the peer closed its sending side.
+
+    def readConnectionLost(self) -> None:
+        last = self.clearLineBuffer()
+        if last and not self.transport.disconnecting:
+            self.lineReceived(last)  # a last line without its line ending
+        self.transport.loseConnection()  # once every reply is sent
+
+    def writeConnectionLost(self) -> None:
+        self.transport.loseConnection()
+
+    # IPushProducer: Twisted calls these as the peer falls behind reading and catches up.
+
+    def pauseProducing(self) -> None:
+        if self._unsent is None:
+            self._unsent = 0
+            super().pauseProducing()  # LineReceiver stops reading the peer's requests
+
+    def resumeProducing(self) -> None:
+        if self.transport.disconnecting:
+            # Twisted holds a closing connection open while a producer is registered.
+            self.transport.unregisterProducer()
+            return
+        self._unsent = None
+        super().resumeProducing()
+
+    def stopProducing(self) -> None:
+        self.paused = True  # the connection is gone; nothing more to read
+
+
+def visible(text: str) -> str:
+    """*text* with every non-printable character spelled out, so that it cannot steer a terminal.
+
+    C0 controls and DEL become caret notation, as ``cat -v`` shows them
+    (ESC is ``^[``, CR is ``^M``, tab is ``^I``, DEL is ``^?``).  Other
+    invisible characters (C1 controls, bidirectional overrides, zero-width
+    spaces, line separators) become their code point, such as ``<U+202E>``.
+    """
+    shown = []
+    for char in text:
+        if char.isprintable():
+            shown.append(char)
+        elif char < " " or char == "\x7f":
+            shown.append("^" + chr(ord(char) ^ 0x40))  # 0x1b -> "[", 0x0d -> "M", 0x7f -> "?"
+        else:
+            shown.append(f"<U+{ord(char):04X}>")
+    return "".join(shown)
 
 
 class Answer(TextLineReceiver):

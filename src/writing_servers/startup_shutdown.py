@@ -22,8 +22,11 @@ import os
 from collections.abc import Sequence
 from io import BufferedWriter
 
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory
+from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
+from zope.interface import implementer
 
 from writing_servers.programs import run_server, server_arguments
 
@@ -32,23 +35,41 @@ __all__ = ["EagerLogfileFactory", "LogfileFactory", "LoggingProtocol", "StrPath"
 StrPath = str | os.PathLike[str]
 
 
+@implementer(IHalfCloseableProtocol)
 class LoggingProtocol(LineReceiver):
     """Append each line the client sends to the factory's log; reply nothing.
 
     Lines may end in CRLF (telnet) or a bare LF (netcat); the log keeps the
-    line's bytes as they arrived, without its ending.  A line that never ends
-    (the connection closes first) is not logged.
+    line's bytes as they arrived, without its ending.  A last line without an
+    ending is logged when the client half-closes (``nc -N`` at the end of its
+    input); if the connection just drops, it is not.  A line over
+    ``MAX_LENGTH`` bytes closes the connection, with the reason in the
+    server's own log (this server never replies).
     """
 
     factory: "LogfileFactory"
     delimiter = b"\n"  # split on LF alone; a CR before it is stripped below
-    MAX_LENGTH = 1024  # bytes per line; a longer one closes the connection (LineReceiver's default)
+    MAX_LENGTH = 1024  # bytes per line; a longer one closes the connection
+    log = Logger()
 
     def lineReceived(self, line: bytes) -> None:
         if not self.factory.log_line(line.removesuffix(b"\r")):
             # No port is listening any more, so the log is closed, but this
             # connection outlived the ports: nothing it sends can be kept.
             self.transport.loseConnection()
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.log.warn("a client sent a line over {limit} bytes; connection closed", limit=self.MAX_LENGTH)
+        self.transport.loseConnection()
+
+    def readConnectionLost(self) -> None:
+        last = self.clearLineBuffer()
+        if last and not self.transport.disconnecting:
+            self.lineReceived(last)
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        self.transport.loseConnection()
 
 
 class LogfileFactory(Factory[LoggingProtocol]):

@@ -37,7 +37,7 @@ from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from writing_servers.helper_protocols import TextLineReceiver
+from writing_servers.helper_protocols import TextLineReceiver, visible
 from writing_servers.programs import run_server, server_arguments
 
 __all__ = [
@@ -71,9 +71,11 @@ class NameRefused(Exception):
 class ChatRoom:
     """Who is in the chat, under which name, and who hears what.  No networking at all.
 
-    The rules: a name must not be blank or taken; everyone hears when someone
-    joins or leaves; a message goes to everyone but its sender; a blank
-    message goes nowhere.
+    The rules: a name must not be blank or taken (in any case), and is at
+    most 20 printable characters with no spaces, ``<``, ``>`` or ``*``, so
+    that no name can pass for part of a line (``<alice>``); everyone hears
+    when someone joins or leaves; a message goes to everyone but its sender;
+    a blank message goes nowhere.
     """
 
     def __init__(self) -> None:
@@ -83,7 +85,9 @@ class ChatRoom:
         """Admit *member* under *name*, or raise NameRefused saying why not."""
         if not name.strip():
             raise NameRefused("Please type a name.")
-        if name in self.members:
+        if len(name) > 20 or not name.isprintable() or any(c.isspace() or c in "<>*" for c in name):
+            raise NameRefused("A name is 1 to 20 printable characters, without spaces, <, > or *.")
+        if name.casefold() in {member.casefold() for member in self.members}:
             raise NameRefused("Name taken, please choose another.")
         self.broadcast(f"* {name} has joined")
         self.members[name] = member
@@ -158,8 +162,8 @@ class LineChat(TextLineReceiver):
         self.room.say(self.name, text)
 
     def deliver(self, text: str) -> None:
-        """What the room sends this member goes out as one line."""
-        self.send_text(text)
+        """What the room sends this member goes out as one line, safe for a terminal to show."""
+        self.send_text(visible(text))  # no one's escape sequence moves another's cursor
 
 
 class JsonChat(TextLineReceiver):
