@@ -31,8 +31,16 @@ from writing_servers.state_machines import ChatFactory as RoomFactory
 from writing_servers.state_machines import ChatRoom, JsonChat, LineChat
 
 TIMEOUT = 10.0
-TOO_LONG = "Error: line longer than 1024 bytes; closing the connection"
-NOT_UTF8 = "Error: that line is not UTF-8 text"
+TOO_LONG = "line longer than 1024 bytes; closing the connection"
+NOT_UTF8 = "that line is not UTF-8 text"
+
+
+def plain_error(reason: str) -> str:
+    return f"Error: {reason}"
+
+
+def json_error(reason: str) -> str:
+    return json.dumps({"error": reason})
 
 
 @dataclass
@@ -43,6 +51,7 @@ class LineServer:
     greeting: list[str]
     request: str
     reply: str
+    error: Callable[[str], str] = plain_error  # how the server words a refusal
 
 
 LINE_SERVERS = {
@@ -52,7 +61,11 @@ LINE_SERVERS = {
         lambda: RoomFactory(ChatRoom(), LineChat), ["What's your name?"], "alice", "Welcome, alice!"
     ),
     "json-chat": LineServer(
-        lambda: RoomFactory(ChatRoom(), JsonChat), [], '{"join": "alice"}', '{"text": "Welcome, alice!"}'
+        lambda: RoomFactory(ChatRoom(), JsonChat),
+        [],
+        '{"join": "alice"}',
+        '{"text": "Welcome, alice!"}',
+        json_error,
     ),
     "chat": LineServer(ChatFactory, ["What's your name?"], "alice", "Welcome, alice!"),
 }
@@ -111,7 +124,7 @@ def test_1_overlong_line_gets_a_reason_then_a_close(line_server: tuple[LineServe
     spec, server = line_server
     with greeted(server, spec) as client:
         client.send_line("x" * (TextLineReceiver.MAX_LENGTH + 1))
-        assert client.read_all().decode() == TOO_LONG + "\r\n"
+        assert client.read_all().decode() == spec.error(TOO_LONG) + "\r\n"
         assert client.ended == "eof"
     still_serves(server, spec)
     assert lab.errors().take_new() == []
@@ -127,7 +140,7 @@ def test_2_endless_line_is_cut_off_after_max_length(line_server: tuple[LineServe
         pass
     received = receive_all(sock).decode()
     sock.close()
-    assert received == "".join(line + "\r\n" for line in [*spec.greeting, TOO_LONG])
+    assert received == "".join(line + "\r\n" for line in [*spec.greeting, spec.error(TOO_LONG)])
     still_serves(server, spec)
 
 
@@ -138,7 +151,7 @@ def test_3_invalid_utf8_is_refused_and_the_connection_stays(
     spec, server = line_server
     with greeted(server, spec) as client:
         client.send_line(b"caf\xe9 \xff\xfe")
-        assert client.read_line() == NOT_UTF8
+        assert client.read_line() == spec.error(NOT_UTF8)
         client.send_line(spec.request)
         assert client.read_line() == spec.reply
 
@@ -164,7 +177,7 @@ def test_12_half_close_gets_every_reply_then_eof(
         with greeted(server, spec) as client:
             client.send(b"caf\xe9\n" + spec.request.encode() + ending)
             client.shutdown_write()
-            assert client.read_all().decode() == f"{NOT_UTF8}\r\n{spec.reply}\r\n"
+            assert client.read_all().decode() == f"{spec.error(NOT_UTF8)}\r\n{spec.reply}\r\n"
             assert client.ended == "eof"
     server.wait_until_idle()
     assert lab.errors().take_new() == []

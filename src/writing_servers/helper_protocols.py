@@ -103,7 +103,7 @@ class TextLineReceiver(LineReceiver):
             text = line.decode("utf-8")
         except UnicodeDecodeError:
             # Policy: refuse the line, say why, keep the connection.
-            self.send_text("Error: that line is not UTF-8 text")
+            self.send_error("that line is not UTF-8 text")
             return
         self.text_received(text)
 
@@ -114,6 +114,10 @@ class TextLineReceiver(LineReceiver):
     def send_text(self, text: str) -> None:
         """Send *text* as one UTF-8 line ending in CRLF, as the Internet's line protocols do."""
         self.send_bytes(text.encode("utf-8") + b"\r\n")
+
+    def send_error(self, reason: str) -> None:
+        """Tell the peer what was wrong with its input; a protocol with its own format overrides this."""
+        self.send_text(f"Error: {reason}")
 
     def send_bytes(self, data: bytes) -> None:
         """Send *data*, whole lines already encoded, unless this peer has fallen too far behind."""
@@ -140,7 +144,7 @@ class TextLineReceiver(LineReceiver):
         return "a client"
 
     def lineLengthExceeded(self, line: bytes) -> None:
-        self.send_text(f"Error: line longer than {self.MAX_LENGTH} bytes; closing the connection")
+        self.send_error(f"line longer than {self.MAX_LENGTH} bytes; closing the connection")
         self.transport.loseConnection()
 
     # IHalfCloseableProtocol: the peer closed its sending side.

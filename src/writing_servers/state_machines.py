@@ -220,6 +220,10 @@ class JsonChat(TextLineReceiver):
     def deliver(self, text: str) -> None:
         self.send_json(text=text)
 
+    def send_error(self, reason: str) -> None:
+        """Even a line that could not be read is answered in JSON."""
+        self.send_json(error=reason)
+
     def send_json(self, **message: object) -> None:
         """Send *message* as one line of JSON (UTF-8 as it is, not \\u-escaped)."""
         self.send_text(json.dumps(message, ensure_ascii=False))
