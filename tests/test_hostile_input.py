@@ -26,6 +26,7 @@ from writing_servers import lab
 from writing_servers.chat import NAME_RULE, ChatFactory
 from writing_servers.clients import Client, connect
 from writing_servers.helper_protocols import Answer, TextLineReceiver, Upload
+from writing_servers.scaling import ChatCrowd
 from writing_servers.startup_shutdown import LogfileFactory
 from writing_servers.state_machines import ChatFactory as RoomFactory
 from writing_servers.state_machines import ChatRoom, JsonChat, LineChat
@@ -366,7 +367,7 @@ def test_9_a_client_that_stops_reading_is_aborted_and_delays_nobody(chat: Any) -
         sent += 1
     assert lab.call(lambda: sorted(factory.users)) == ["alice", "carol"]
     assert lab.errors().take_new() == [
-        "bob stopped reading: more than 65536 bytes waiting for it; connection aborted"
+        "bob stopped reading: more than 1048576 bytes waiting for it; connection aborted"
     ]
     received = receive_all(bob)
     bob.close()
@@ -450,3 +451,28 @@ def test_json_chat_escapes_control_characters_as_json() -> None:
         raw = alice.read_until(b"\n")
         assert b"\x1b" not in raw and b"\r" not in raw[:-2]
         assert json.loads(raw) == {"text": "<bob> \x1b[2Khi\r"}
+
+
+def test_9_a_burst_does_not_cut_off_readers_that_keep_up() -> None:
+    """9. Two hundred people each say 1,000 bytes at once (200 kB for everyone): nobody is cut off."""
+    factory = ChatFactory()
+    server = lab.listen(factory, name="hostile-burst")
+    with ChatCrowd(server.address, timeout=TIMEOUT) as crowd:
+        crowd.grow_to(200)
+        for member in crowd.members:
+            member.sock.setblocking(True)
+            member.sock.settimeout(TIMEOUT)
+        for member in crowd.members:  # all at once, before anyone reads
+            member.sock.sendall(member.name.encode() + b" " + b"z" * 1000 + b"\r\n")
+        for member in crowd.members:
+            expected = 199 * (1000 + 2) + sum(
+                len(f"<{other.name}> {other.name} ") for other in crowd.members if other is not member
+            )
+            received = len(member.buffer)
+            while received < expected:
+                data = member.sock.recv(1 << 20)
+                assert data, f"{member.name} was cut off after {received} of {expected} bytes"
+                received += len(data)
+            assert received == expected
+        assert lab.call(lambda: len(factory.users)) == 200
+    assert lab.errors().take_new() == []

@@ -87,7 +87,10 @@ class TextLineReceiver(LineReceiver):
 
     delimiter = b"\n"  # split on LF alone; a CR before it is stripped below
     MAX_LENGTH = 1024  # bytes per line, not counting the LF; bounds what a client can make us buffer
-    MAX_UNSENT = 64 * 1024  # bytes queued for a peer that stopped reading, beyond Twisted's own buffer
+    # Bytes queued for a peer that stopped reading, beyond Twisted's own 64 KiB buffer.  Large
+    # enough that a burst (200 people each saying 1,000 bytes at once) never cuts off a peer
+    # that is keeping up; small enough that a thousand stalled peers cost about a gigabyte at worst.
+    MAX_UNSENT = 1024 * 1024
     log = Logger()
 
     def makeConnection(self, transport: ITransport) -> None:
