@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from support import CHUNKINGS, chunks, connected, feed
+from support import ADDR, CHUNKINGS, chunks, connected, feed
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import ITCPTransport
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from writing_servers import lab
 from writing_servers.chat import NAME_RULE, Chat, ChatFactory, name_problem, visible
@@ -440,3 +442,22 @@ def test_bad_input_over_loopback() -> None:
         assert lab.call(lambda: sorted(factory.users)) == ["alice"]
     server.wait_until_idle()
     assert factory.users == {}
+
+
+def test_chat_turns_off_nagle_on_tcp_connections() -> None:
+    """On a TCP transport the chat sets TCP_NODELAY before its first line; on others it does nothing."""
+
+    @implementer(ITCPTransport)
+    class TCPStringTransport(StringTransport):
+        no_delay: bool | None = None
+
+        def setTcpNoDelay(self, enabled: bool) -> None:
+            assert self.value() == b"", "set before anything is written"
+            self.no_delay = enabled
+
+    tcp = TCPStringTransport()
+    ChatFactory().buildProtocol(ADDR).makeConnection(tcp)
+    assert tcp.no_delay is True
+    assert tcp.value() == PROMPT
+    _, plain = connected(ChatFactory())  # a plain StringTransport has no setTcpNoDelay
+    assert plain.value() == PROMPT

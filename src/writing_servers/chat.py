@@ -36,7 +36,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
-from twisted.internet.interfaces import IAddress
+from twisted.internet.interfaces import IAddress, ITCPTransport
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
@@ -75,6 +75,9 @@ class Chat(TextLineReceiver):
         self.state: Literal["GETNAME", "CHAT"] = "GETNAME"
 
     def connectionMade(self) -> None:
+        if ITCPTransport.providedBy(self.transport):  # a real TCP connection, not a test's transport
+            # Chat lines are small and someone waits for each: send them at once, no Nagle delay.
+            self.transport.setTcpNoDelay(True)
         self.send_text("What's your name?")
 
     def connectionLost(self, reason: Failure) -> None:
