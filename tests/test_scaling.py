@@ -66,3 +66,13 @@ def test_raise_open_file_limit_stays_within_the_hard_limit() -> None:
         )
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_progress_bar_goes_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    """grow_to(progress=True) draws a tqdm bar on stdout (a notebook shows stderr as an error)."""
+    server = lab.listen(ChatFactory(), name="crowd-progress")
+    with ChatCrowd(server.address, timeout=10) as crowd:
+        crowd.grow_to(5, progress=True)
+    captured = capsys.readouterr()
+    assert "connecting 5 clients: 100%" in captured.out
+    assert captured.err == ""

@@ -22,9 +22,10 @@ import resource
 import selectors
 import socket
 import socketserver
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
@@ -66,9 +67,15 @@ class ChatCrowd:
     def __len__(self) -> int:
         return len(self.members)
 
-    def grow_to(self, size: int, progress: Callable[[Iterable[int]], Iterable[int]] = iter) -> None:
-        """Connect and name new members until there are *size*; *progress* may wrap the loop (tqdm)."""
-        for _ in progress(range(len(self.members), size)):
+    def grow_to(self, size: int, progress: bool = False) -> None:
+        """Connect and name new members until there are *size*, with a progress bar if asked."""
+        steps: Iterable[int] = range(len(self.members), size)
+        if progress:
+            from tqdm import tqdm  # type: ignore[import-untyped]  # the lab extra; only progress bars need it
+
+            # On stdout: a notebook shows stderr as if something went wrong.
+            steps = tqdm(steps, desc=f"connecting {size} clients", unit="client", file=sys.stdout)
+        for _ in steps:
             self._join(next(self._names))
 
     def _join(self, name: str) -> None:
