@@ -159,6 +159,9 @@ class Client:
             sock.connect(address)
             if ssl_context is not None:
                 sock = ssl_context.wrap_socket(sock, server_hostname=server_hostname)
+        except ConnectionResetError as error:  # accepted, then aborted before we were done connecting
+            sock.close()
+            raise ConnectionEnded("the server reset the connection while it was being set up") from error
         except BaseException:
             sock.close()
             raise

@@ -13,8 +13,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, cast
 
+from twisted.internet import reactor
+from twisted.internet.interfaces import IAddress, IReactorFromThreads
 from twisted.internet.protocol import Factory
+from twisted.logger import ILogObserver, globalLogPublisher
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from zope.interface import implementer
 
 from .. import lab
 from ..clients import Client, ClientError, connect
@@ -67,6 +73,29 @@ class Report(Renderable):
         return rows
 
 
+@implementer(ILogObserver)
+class _HangUpOnError(WrappingFactory):
+    """The check's factory, wrapped so that every connection can be dropped at once.
+
+    Once the student's code raises, the conversation cannot go on; dropping
+    the connections ends the check's waiting clients at once, instead of
+    each waiting out ``CHECK_TIMEOUT`` for a reply that will never come.
+    """
+
+    def buildProtocol(self, addr: IAddress | None) -> ProtocolWrapper | None:  # type: ignore[override]
+        protocol = self.wrappedFactory.buildProtocol(addr)
+        return None if protocol is None else self.protocol(self, protocol)  # None refuses the connection
+
+    def hang_up_all(self) -> None:
+        for protocol in list(self.protocols):
+            protocol.transport.abortConnection()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        """Observe a log event; runs wherever it was logged (for a protocol's error, the reactor thread)."""
+        if event.get("log_failure") is not None or event.get("isError"):
+            cast(IReactorFromThreads, reactor).callFromThread(self.hang_up_all)
+
+
 @contextmanager
 def checked_server(report: Report, factory: Factory) -> Iterator[lab.Server]:
     """Serve *factory* for a check; what goes wrong in the conversation becomes a ✗ line.
@@ -75,13 +104,16 @@ def checked_server(report: Report, factory: Factory) -> Iterator[lab.Server]:
     with a line saying so, and so does every error the student's code raised.
     """
     lab.errors().take_new()  # errors from earlier cells are not this check's business
-    server = lab.listen(factory, name=f"check: {report.title}")
+    wrapped = _HangUpOnError(factory)
+    globalLogPublisher.addObserver(wrapped)
+    server = lab.listen(cast(Factory, wrapped), name=f"check: {report.title}")
     stopped: str | None = None
     try:
         yield server
     except (ClientError, lab.LabTimeout) as error:
         stopped = f"the conversation stopped: {error}"
     finally:
+        globalLogPublisher.removeObserver(wrapped)
         server.stop()
         errors = lab.errors().take_new()
         unwritten = [match for entry in errors if (match := _NOT_WRITTEN.match(entry))]
