@@ -18,7 +18,11 @@ from pathlib import Path
 
 import pytest
 from twisted.internet import defer, task
+from twisted.internet.address import IPv4Address
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.protocol import Factory, Protocol
+from twisted.protocols.policies import WrappingFactory
+from zope.interface import implementer
 
 from writing_servers import lab
 from writing_servers.clients import Client
@@ -287,12 +291,100 @@ def test_stop_all_stops_every_server() -> None:
     """stop_all() stops every server listen() started, leaving servers() empty and their ports refusing."""
     started = [lab.listen(Factory.forProtocol(Echo), name=name, timeout=TIMEOUT) for name in "abc"]
     assert {server.name for server in lab.servers()} == {"a", "b", "c"}
-    lab.stop_all(timeout=TIMEOUT)
+    assert lab.stop_all(timeout=TIMEOUT) == 3
     assert lab.servers() == []
     for server in started:
         assert not server.listening
         assert isinstance(server.address, tuple)
         assert refuses(server.address)
+
+
+class StuckPort:
+    """A listening port whose stopListening() never finishes."""
+
+    def getHost(self) -> IPv4Address:
+        return IPv4Address("TCP", "127.0.0.1", 9)
+
+    def stopListening(self) -> defer.Deferred[None]:
+        return defer.Deferred()
+
+
+@implementer(IStreamServerEndpoint)
+class StuckEndpoint:
+    def listen(self, factory: Factory) -> defer.Deferred[StuckPort]:
+        return defer.succeed(StuckPort())
+
+
+def test_stop_all_stops_the_others_when_one_cannot_stop() -> None:
+    """A server that cannot stop makes stop_all() raise, but only after every other server has stopped."""
+    lab.listen(Factory.forProtocol(Echo), name="stuck", endpoint=StuckEndpoint(), timeout=TIMEOUT)
+    other = lab.listen(Factory.forProtocol(Echo), name="other", timeout=TIMEOUT)
+    with pytest.raises(lab.LabTimeout, match="'stuck' to stop listening"):
+        lab.stop_all(timeout=SHORT)
+    assert not other.listening
+    assert isinstance(other.address, tuple) and refuses(other.address)
+    assert lab.servers() == []
+
+
+def test_clean_up_stops_everything_and_says_how_many() -> None:
+    """clean_up() stops every server, drops their open connections, and says how many servers it stopped."""
+    echo = lab.listen(Factory.forProtocol(Echo), name="echo", timeout=TIMEOUT)
+    lab.listen(Factory.forProtocol(QOTD), name="qotd", timeout=TIMEOUT)
+    with Client(echo, timeout=TIMEOUT) as client:
+        client.send_line("hi")
+        client.read_line()
+        assert lab.clean_up(timeout=TIMEOUT) == (
+            "Stopped 2 servers: nothing is listening, and no connection to them is left open."
+        )
+        assert client.read_all() == b""
+        assert client.ended == "reset"  # stopping aborts open connections
+    assert echo.trace.events()[-1] == "#1 connectionLost(ConnectionAborted)"
+    assert lab.servers() == []
+    lab.listen(Factory.forProtocol(Echo), name="echo", timeout=TIMEOUT)
+    assert lab.clean_up(timeout=TIMEOUT).startswith("Stopped 1 server: ")
+    assert lab.clean_up(timeout=TIMEOUT) == "No server was still listening: there was nothing to stop."
+
+
+INTERRUPTED_LISTEN_SCRIPT = textwrap.dedent(
+    """
+    import signal, socket, threading
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import TCP4ServerEndpoint
+    from twisted.internet.protocol import Factory
+    from writing_servers import lab
+    from writing_servers.protocols import Echo
+
+    opened = []
+
+    class InterruptingEndpoint:
+        # Interrupts the main thread (SIGINT, as Kernel > Interrupt sends), then listens for real.
+        def listen(self, factory):
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            listening = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+            return listening.addCallback(lambda port: opened.append(port.getHost()) or port)
+
+    lab.start(timeout=10)
+    try:
+        lab.listen(Factory.forProtocol(Echo), endpoint=InterruptingEndpoint(), timeout=10)
+    except KeyboardInterrupt:
+        print("interrupted")
+    lab.call(lambda: None, timeout=10)  # after the port's own clean-up, queued before this
+    address = opened[0]
+    try:
+        socket.create_connection((address.host, address.port), timeout=10).close()
+    except ConnectionRefusedError:
+        print("refused")
+    print(lab.servers())
+    """
+)
+
+
+def test_listen_interrupted_as_the_port_opens_leaves_no_port() -> None:
+    """Kernel > Interrupt while listen() waits, the port opening anyway: it is closed, not left unseen."""
+    result = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_LISTEN_SCRIPT], capture_output=True, text=True, timeout=60
+    )
+    assert (result.stdout, result.stderr) == ("interrupted\nrefused\n[]\n", "")
 
 
 # -- traces -----------------------------------------------------------------------
@@ -375,6 +467,20 @@ def test_protocol_exception_is_collected_not_printed(capfd: pytest.CaptureFixtur
     with Client(server, timeout=TIMEOUT) as client:  # the server itself keeps serving
         client.send_line("5")
         assert client.read_line() == "20"
+
+
+def test_errors_and_trace_name_the_protocol_inside_a_wrapping_factory() -> None:
+    """Served through a policies WrappingFactory, errors and the trace still name the protocol itself."""
+    server = lab.listen(WrappingFactory(Factory.forProtocol(Divider)), name="wrapped", timeout=TIMEOUT)
+    with Client(server, timeout=TIMEOUT) as client:
+        client.send_line("0")
+        assert client.read_all() == b""
+    server.wait_until_idle(timeout=TIMEOUT)
+    lab.call(lambda: None, timeout=TIMEOUT)
+    assert lab.errors().take_new() == [
+        "Divider: dataReceived() raised ZeroDivisionError: integer division or modulo by zero"
+    ]
+    assert "#1 buildProtocol() -> Divider" in server.trace.events()
 
 
 class BrokenGreeting(Protocol):

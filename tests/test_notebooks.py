@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,11 @@ sys.path.insert(0, str(ROOT / "tools"))
 import sync_notebooks  # noqa: E402
 
 NOTEBOOKS = sync_notebooks.course()
+#: ruff, reporting names used but never bound (F821) in the Python text on its stdin, as JSON.
+UNDEFINED_NAMES = [
+    *(sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "F821"),
+    *("--output-format", "json", "--stdin-filename", "cell.py", "-"),
+]
 SECTIONS = NOTEBOOKS[1:]
 
 
@@ -57,6 +64,40 @@ def test_sync_detects_drift(tmp_path: Path) -> None:
     assert sync_notebooks.sync(check=True, folder=tmp_path) == []
 
 
+def test_sync_restores_the_clean_up_cell(tmp_path: Path) -> None:
+    """A missing clean-up cell is put back before Further reading; an edited one is rewritten."""
+    for notebook in NOTEBOOKS[:3]:
+        node = nbformat.read(notebook.path, as_version=4)
+        if notebook.path.name.startswith("01"):
+            node.cells = [cell for cell in node.cells if "clean-up" not in sync_notebooks.tags(cell)]
+        if notebook.path.name.startswith("02"):
+            cell = next(c for c in node.cells if "clean-up" in sync_notebooks.tags(c))
+            cell.source = "lab.stop_all()"
+        nbformat.write(node, tmp_path / notebook.path.name)
+    changed = [entry for entry in sync_notebooks.sync(check=False, folder=tmp_path) if "clean-up" in entry]
+    assert [entry.split(" ")[0].rstrip(":") for entry in changed] == [
+        "01-Protocols.ipynb",
+        "02-loseConnection-and-abortConnection.ipynb",
+    ]
+    assert sync_notebooks.sync(check=True, folder=tmp_path) == []
+    cells = nbformat.read(tmp_path / "01-Protocols.ipynb", as_version=4).cells
+    at = next(n for n, cell in enumerate(cells) if "clean-up" in sync_notebooks.tags(cell))
+    assert cells[at].source == sync_notebooks.CLEAN_UP_SOURCE
+    assert cells[at - 1].source.startswith("## Clean up")
+    assert cells[at + 1].source.startswith(sync_notebooks.FURTHER_READING)
+
+
+@pytest.mark.parametrize("notebook", SECTIONS, ids=_ids(SECTIONS))
+def test_clean_up_comes_after_every_server(notebook: sync_notebooks.Notebook) -> None:
+    """The clean-up cell follows every cell that starts a server or a client, so the notebook ends clean."""
+    cells = notebook.node.cells
+    at = next(n for n, cell in enumerate(cells) if "clean-up" in sync_notebooks.tags(cell))
+    later = [cell.source for cell in cells[at + 1 :] if cell.cell_type == "code"]
+    assert not [
+        source for source in later if "lab.listen(" in source or "connect(" in source or "check_" in source
+    ]
+
+
 @pytest.mark.parametrize(("where", "source"), _definition_cells(), ids=[w for w, _ in _definition_cells()])
 def test_definition_cell_runs_on_its_own(where: str, source: str) -> None:
     """A cell that defines classes runs as a plain script: its imports are all there."""
@@ -67,6 +108,35 @@ def test_definition_cell_runs_on_its_own(where: str, source: str) -> None:
         timeout=60,
     )
     assert result.returncode == 0, f"{where} does not run on its own:\n{result.stderr}"
+
+
+@pytest.mark.parametrize("notebook", SECTIONS, ids=_ids(SECTIONS))
+def test_definition_cells_use_only_names_they_have(notebook: sync_notebooks.Notebook) -> None:
+    """Every name a definition cell uses is imported or defined there or in an earlier cell (ruff's F821).
+
+    Running a cell catches a missing import only where the name is used at
+    once; one used inside a method (a module gained an import) fails only
+    when that method runs.
+    """
+    earlier: set[str] = set()
+    missing = []
+    for number, cell in enumerate(notebook.node.cells):
+        if cell.cell_type != "code":
+            continue
+        if "exercise" not in sync_notebooks.tags(cell) and sync_notebooks.definitions(cell.source):
+            result = subprocess.run(
+                UNDEFINED_NAMES,
+                input=cell.source,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=ROOT,
+            )
+            undefined = {entry["message"].split("`")[1] for entry in json.loads(result.stdout)}
+            missing += [f"cell {number}: {name}" for name in sorted(undefined - earlier)]
+        for statement in ast.parse(cell.source).body:
+            earlier |= sync_notebooks._bound_names(statement)
+    assert missing == []
 
 
 @pytest.mark.parametrize("notebook", SECTIONS, ids=_ids(SECTIONS))

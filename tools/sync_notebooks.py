@@ -11,7 +11,15 @@ previous, next) at the top and bottom of every numbered notebook, and the
 list of notebooks in 00-Index (the cell tagged ``course-contents``).
 
 Cells tagged ``howto-as-written`` or ``exercise`` are left alone: they show
-code on purpose that is not the module's.
+code on purpose that is not the module's.  A cell whose own metadata names a
+``writing_servers.module`` is synced from that module instead: a definition
+one section explains but another section's module holds.
+
+Every numbered notebook ends its lesson with a *Clean up* step: a code cell
+tagged ``clean-up`` whose source is exactly ``print(lab.clean_up())``, after
+the exercises and their checks (so nothing they start outlives the notebook).
+A notebook without one gets one, with its heading, just before
+``## Further reading``.
 
 A markdown cell tagged ``project`` ("Use it in your project") is written
 whole from the module as one fenced block (```python ... ```): the
@@ -47,6 +55,14 @@ PROJECT_TAG = "project"
 PROGRAM_FENCE = "```python"
 NAV_TAG = "navigation"
 CONTENTS_TAG = "course-contents"
+CLEAN_UP_TAG = "clean-up"
+CLEAN_UP_SOURCE = "print(lab.clean_up())"
+CLEAN_UP_TEXT = (
+    "## Clean up\n\n"
+    "Last, stop every server that is still listening. Stopping a server also drops the connections still open to\n"
+    "it, so nothing this notebook started outlives it:"
+)
+FURTHER_READING = "## Further reading"
 
 
 @dataclass
@@ -220,6 +236,7 @@ def sync_code(notebook: Notebook) -> list[str]:
     if notebook.module:
         module_source = inspect.getsource(importlib.import_module(notebook.module))
     for number, cell in enumerate(notebook.node.cells):
+        cell_module = cell.get("metadata", {}).get("writing_servers", {}).get("module")
         where = f"{notebook.path.name} cell {number}"
         if PROJECT_TAG in tags(cell):
             names = cell.metadata.get("writing_servers", {}).get("program", [])
@@ -237,12 +254,16 @@ def sync_code(notebook: Notebook) -> list[str]:
             continue
         if not definitions(cell.source):
             continue
-        if module_source is None:
+        if cell_module:  # a definition this notebook explains but another section's module holds
+            source, module = inspect.getsource(importlib.import_module(cell_module)), cell_module
+        elif module_source is not None:
+            source, module = module_source, notebook.module
+        else:
             raise SystemExit(f"{where}: defines code but the notebook names no writing_servers.module")
-        new = synced_source(cell.source, module_source, where)
+        new = synced_source(cell.source, source, where)
         if new != cell.source:
             cell.source = new
-            changed.append(f"{where}: code differs from {notebook.module}")
+            changed.append(f"{where}: code differs from {module}")
     return changed
 
 
@@ -299,6 +320,45 @@ def sync_navigation(notebooks: list[Notebook]) -> list[str]:
     return changed
 
 
+# -- the clean-up step ---------------------------------------------------------------
+
+
+def _runs_a_check(cell: nbformat.NotebookNode) -> bool:
+    return cell.cell_type == "code" and ("exercise" in tags(cell) or "check_" in cell.source)
+
+
+def sync_clean_up(notebook: Notebook) -> list[str]:
+    """Give a section notebook its clean-up cell, after every exercise; return what changed."""
+    cells = notebook.node.cells
+    name = notebook.path.name
+    found = [number for number, cell in enumerate(cells) if CLEAN_UP_TAG in tags(cell)]
+    if len(found) > 1:
+        raise SystemExit(f"{name}: cells {found} are tagged {CLEAN_UP_TAG!r}; keep one")
+    if not found:
+        heading = [n for n, cell in enumerate(cells) if cell.source.startswith(FURTHER_READING)]
+        if not heading:
+            raise SystemExit(
+                f"{name}: no clean-up cell, and no cell starting {FURTHER_READING!r} to put one before"
+            )
+        cells[heading[-1] : heading[-1]] = [
+            nbformat.v4.new_markdown_cell(CLEAN_UP_TEXT),
+            nbformat.v4.new_code_cell(CLEAN_UP_SOURCE, metadata={"tags": [CLEAN_UP_TAG]}),
+        ]
+        return [f"{name}: clean-up cell missing"]
+    cell = cells[found[0]]
+    if cell.cell_type != "code":
+        raise SystemExit(f"{name} cell {found[0]}: the {CLEAN_UP_TAG!r} cell must be a code cell")
+    later = [n for n, other in enumerate(cells) if n > found[0] and _runs_a_check(other)]
+    if later:
+        raise SystemExit(
+            f"{name}: cells {later} (exercises and checks) come after the clean-up cell; move it"
+        )
+    if cell.source != CLEAN_UP_SOURCE:
+        cell.source = CLEAN_UP_SOURCE
+        return [f"{name} cell {found[0]}: clean-up cell differs from {CLEAN_UP_SOURCE!r}"]
+    return []
+
+
 def sync(check: bool, folder: Path = NOTEBOOKS) -> list[str]:
     """Bring every notebook in *folder* up to date (unless *check*); return what differed."""
     notebooks = course(folder)
@@ -306,6 +366,8 @@ def sync(check: bool, folder: Path = NOTEBOOKS) -> list[str]:
     changed = sync_navigation(notebooks)
     for notebook in notebooks:
         changed += sync_code(notebook)
+    for notebook in notebooks[1:]:
+        changed += sync_clean_up(notebook)
     if not check:
         for notebook in notebooks:
             if nbformat.writes(notebook.node) != before[notebook.path]:

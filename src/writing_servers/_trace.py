@@ -35,6 +35,20 @@ def describe(data: bytes) -> str:
     return f"{data[:24]!r}… ({len(data):,} bytes)"
 
 
+def innermost(protocol: Any) -> Any:
+    """The protocol inside any wrappers (``twisted.protocols.policies``) around it."""
+    while isinstance(protocol, ProtocolWrapper):
+        protocol = protocol.wrappedProtocol
+    return protocol
+
+
+def innermost_factory(factory: Any) -> Any:
+    """The factory inside any wrapping factories around it."""
+    while isinstance(factory, WrappingFactory):
+        factory = factory.wrappedFactory
+    return factory
+
+
 class Trace(Renderable):
     """Server-side events in the order they happened (thread-safe)."""
 
@@ -85,7 +99,7 @@ class TracingProtocol(ProtocolWrapper):
 
     def logPrefix(self) -> str:
         """Log as the wrapped protocol does, so errors name the student's class, not ours."""
-        wrapped = self.wrappedProtocol
+        wrapped = innermost(self.wrappedProtocol)
         prefix = getattr(wrapped, "logPrefix", None)
         return str(prefix()) if callable(prefix) else type(wrapped).__name__
 
@@ -165,8 +179,9 @@ class TracingFactory(WrappingFactory[TracingProtocol]):
 
     def logPrefix(self) -> str:
         """Errors raised while accepting (say, in connectionMade) name the protocol being served."""
-        protocol = getattr(self.wrappedFactory, "protocol", None)
-        return protocol.__name__ if isinstance(protocol, type) else str(self.wrappedFactory.logPrefix())
+        factory = innermost_factory(self.wrappedFactory)
+        protocol = getattr(factory, "protocol", None)
+        return protocol.__name__ if isinstance(protocol, type) else str(factory.logPrefix())
 
     def note(self, text: str) -> None:
         if self.trace is not None:
@@ -187,14 +202,14 @@ class TracingFactory(WrappingFactory[TracingProtocol]):
             wrapped = self.wrappedFactory.buildProtocol(addr)
         except Exception as error:
             # As with connectionMade: log under the factory's name, not our wrapper's.
-            log.callWithContext({"system": type(self.wrappedFactory).__name__}, log.err)
+            log.callWithContext({"system": type(innermost_factory(self.wrappedFactory)).__name__}, log.err)
             self.note(f"buildProtocol() raised {type(error).__name__}; connection closed")
             return None
         if wrapped is None:
             self.note("buildProtocol() refused the connection")
             return None
         self.connections_made += 1
-        self.note(f"#{self.connections_made} buildProtocol() -> {type(wrapped).__name__}")
+        self.note(f"#{self.connections_made} buildProtocol() -> {type(innermost(wrapped)).__name__}")
         return TracingProtocol(self, wrapped, self.connections_made)
 
     @property

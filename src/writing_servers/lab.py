@@ -41,6 +41,7 @@ __all__ = [
     "ReactorStopped",
     "Server",
     "call",
+    "clean_up",
     "errors",
     "listen",
     "running",
@@ -374,17 +375,34 @@ def listen(
     if previous is not None:
         previous.stop(timeout)
     tracer = TracingFactory(factory, Trace(name) if trace else None)
+    opened: list[IListeningPort] = []
+
+    def keep(port: IListeningPort) -> IListeningPort:
+        opened.append(port)
+        return port
 
     def listen_in_reactor() -> defer.Deferred[IListeningPort]:
         from twisted.internet.endpoints import serverFromString
 
         chosen = serverFromString(_reactor(), endpoint) if isinstance(endpoint, str) else endpoint
-        return chosen.listen(tracer)
+        return chosen.listen(tracer).addCallback(keep)
 
-    port: IListeningPort = call(listen_in_reactor, timeout=timeout, what=f"{name!r} to start listening")
-    server = Server(name, factory, tracer, port)
-    with _lock:
-        _servers[name] = server
+    def close_unseen() -> None:
+        for port in opened:
+            port.stopListening()
+        tracer.abort_all()
+
+    try:
+        port: IListeningPort = call(listen_in_reactor, timeout=timeout, what=f"{name!r} to start listening")
+        server = Server(name, factory, tracer, port)
+        with _lock:
+            _servers[name] = server
+    except BaseException:
+        # Interrupted (Kernel > Interrupt) or timed out just as the port opened: it would
+        # listen on, unseen by servers() and stop_all().  Queued behind the listen itself,
+        # so it sees the port if there is one.
+        _reactor().callFromThread(close_unseen)
+        raise
     return server
 
 
@@ -394,10 +412,48 @@ def servers() -> list[Server]:
         return list(_servers.values())
 
 
-def stop_all(timeout: float = DEFAULT_TIMEOUT) -> None:
-    """Stop every server :func:`listen` started."""
-    for server in servers():
-        server.stop(timeout)
+def stop_all(timeout: float = DEFAULT_TIMEOUT) -> int:
+    """Stop every server :func:`listen` started; return how many there were."""
+    return _stop(servers(), timeout)
+
+
+def _stop(stopping: list[Server], timeout: float) -> int:
+    """Stop each of *stopping*, all of them even if one fails (the first failure is raised after)."""
+    failures: list[Exception] = []
+    for server in stopping:
+        try:
+            server.stop(timeout)
+        except Exception as error:
+            failures.append(error)
+    if failures:
+        raise failures[0]
+    return len(stopping)
+
+
+def clean_up(timeout: float = DEFAULT_TIMEOUT) -> str:
+    """Stop every server, check that none has a connection left, and say so in one sentence.
+
+    For the last cell of a notebook: the sentence depends only on how many
+    servers were still listening, so a notebook run from the top prints the
+    same one every time.
+    """
+    stopping = servers()
+    _stop(stopping, timeout)
+    still_open = 0
+    if stopping:
+        still_open = call(
+            lambda: sum(server._tracer.open_connections for server in stopping),
+            timeout=timeout,
+            what="the stopped servers' connection counts",
+        )
+    if servers() or still_open:
+        raise RuntimeError(
+            f"cleaning up left {len(servers())} server(s) listening and {still_open} connection(s) open"
+        )
+    if not stopping:
+        return "No server was still listening: there was nothing to stop."
+    noun = "server" if len(stopping) == 1 else "servers"
+    return f"Stopped {len(stopping)} {noun}: nothing is listening, and no connection to them is left open."
 
 
 # -- showing what happened ---------------------------------------------------

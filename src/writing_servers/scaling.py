@@ -70,9 +70,10 @@ class ChatCrowd:
     def grow_to(self, size: int, progress: bool = False) -> None:
         """Connect and name new members until there are *size*, with a progress bar if asked."""
         steps: Iterable[int] = range(len(self.members), size)
-        if progress:
+        if progress and size > len(self.members):
             from tqdm import tqdm  # type: ignore[import-untyped]  # the lab extra; only progress bars need it
 
+            tqdm.monitor_interval = 0  # no monitor thread: it would outlive the crowd
             # On stdout: a notebook shows stderr as if something went wrong.
             steps = tqdm(steps, desc=f"connecting {size} clients", unit="client", file=sys.stdout)
         for _ in steps:

@@ -108,6 +108,7 @@ def checked_server(report: Report, factory: Factory) -> Iterator[lab.Server]:
     globalLogPublisher.addObserver(wrapped)
     server = lab.listen(cast(Factory, wrapped), name=f"check: {report.title}")
     stopped: str | None = None
+    before = len(report._results)
     try:
         yield server
     except (ClientError, lab.LabTimeout) as error:
@@ -118,6 +119,8 @@ def checked_server(report: Report, factory: Factory) -> Iterator[lab.Server]:
         errors = lab.errors().take_new()
         unwritten = [match for entry in errors if (match := _NOT_WRITTEN.match(entry))]
         if unwritten:  # the stalled conversation is only a consequence: say what to write
+            # What the clients saw depends on when the hang-up landed: keep only what is certain.
+            del report._results[before:]
             for match in unwritten:
                 where = ".".join(part for part in match.group("cls", "method") if part)
                 report.wrong(f"{where} is not written yet: {match.group('message')}")

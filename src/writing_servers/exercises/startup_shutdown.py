@@ -49,7 +49,7 @@ def _serve(report: Report, factory: Factory[Any], periods: list[Period]) -> bool
     """
     for period in periods:
         with checked_server(report, factory) as server:
-            for lines in period:
+            for number, lines in enumerate(period, 1):
                 with client_of(server) as client:
                     try:
                         for line in lines:
@@ -57,7 +57,9 @@ def _serve(report: Report, factory: Factory[Any], periods: list[Period]) -> bool
                     except OSError as error:
                         report.wrong(f"the server hung up while a client was sending: {error}")
                         return False
-                server.wait_until_idle()  # its lines have been handled
+                # Accepted, read and closed: not still waiting in the listen backlog, where
+                # stopping the server would drop it unread (wait_until_idle counts only accepted ones).
+                server.wait_for_event(f"#{number} connectionLost")
                 raised = lab.errors().take_new()
                 if raised:  # one report of each error is enough; later clients would repeat it
                     for entry in dict.fromkeys(raised):
