@@ -255,7 +255,11 @@ def findings(results: dict[str, Any]) -> list[str]:
         "because Twisted sends each connection's queue in one send() per reactor pass.",
         f"Chat burst: when {twisted['burst_senders']} of {twisted['clients']:,} clients send a "
         f"{twisted['burst_size']:,}-byte line at once, the server cuts off {twisted['burst_dropped']} readers that "
-        f"were all reading (asyncio: {asyncio_['burst_dropped']}). Twisted queues a whole reactor pass of writes "
-        "before sending any, so its buffer passes bufferSize (64 KiB) and MAX_UNSENT within one pass: the bound "
-        "counts a burst as a stalled reader.",
+        f"were all reading (asyncio: {asyncio_['burst_dropped']})."
+        + (
+            " Twisted queues a whole reactor pass of writes before sending any, so its buffer passes bufferSize "
+            "(64 KiB) and MAX_UNSENT within one pass: the bound counts a burst as a stalled reader."
+            if twisted["burst_dropped"]
+            else " A whole reactor pass of writes (200 kB for each reader) fits within MAX_UNSENT (1 MiB)."
+        ),
     ]

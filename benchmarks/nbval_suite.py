@@ -72,8 +72,8 @@ REMEDIES = {
     "check": "exercise checks on the unsolved starters wait the whole `CHECK_TIMEOUT` for a reply that cannot "
     "come; a check could end as soon as the lab's error log shows the starter's `NotImplementedError` "
     "(or the connection closes): an event, not a timeout",
-    "sleep": "`time.sleep` plays a busy client; the cell could wait for the server-side event it is about "
-    "(the trace showing the reply queued) and sleep far less, or not at all",
+    "sleep": "`time.sleep` plays a busy client that reads late, which is the lesson: the cells already wait "
+    "for the server's event first, and reading at once would let part of the reply arrive before an abort",
     "timeout": "cells that show that something does *not* happen wait out a timeout; 0.2 s shows it as well "
     "as 0.5-1 s",
     "deadline": "a server-side deadline has to expire; a shorter one shows the same",
