@@ -192,6 +192,7 @@ CONVERSATIONS: dict[str, tuple[str, list[str], Callable[[Running], None]]] = {
     "06-Simpler-Protocol-Creation": ("ConfigurableQOTD", ["--quote", QUOTE], talk_to_configurable_qotd),
     "07-Factory-Startup-and-Shutdown": ("LoggingProtocol", ["--log", LOG_NAME], talk_to_logging_server),
     "08-Putting-It-All-Together": ("Chat", [], talk_to_chat),
+    "09-How-Far-Does-It-Scale": ("Chat", ["--clients", "100"], talk_to_chat),
 }
 
 

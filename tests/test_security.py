@@ -26,6 +26,7 @@ SECTIONS = [
     "simpler_protocol_creation",
     "startup_shutdown",
     "chat",
+    "scaling",
 ]
 
 

@@ -12,6 +12,9 @@
   connection is a file descriptor, twice over when both ends live here.
 
 Everything listens and connects on 127.0.0.1 only, and every wait is bounded.
+
+:func:`main` serves notebook 8's chat for many clients, after raising the
+open-file limit: ``python -m writing_servers.scaling --port 8000``.
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ import socketserver
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
-__all__ = ["ChatCrowd", "ThreadPerClientChat", "raise_open_file_limit"]
+from writing_servers.chat import ChatFactory
+from writing_servers.programs import run_server, server_arguments
+
+__all__ = ["ChatCrowd", "ThreadPerClientChat", "main", "raise_open_file_limit"]
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -247,3 +253,24 @@ class ThreadPerClientChat:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve the chat with room for ``--clients`` connections; return the exit status.
+
+    ``--port 0`` asks the system for any free port; the line printed once
+    listening says which one it got.
+    """
+    parser = server_arguments("Notebook 8's chat, with the open-file limit raised for many clients.")
+    parser.add_argument("--clients", type=int, default=10_000, help="connections to make room for")
+    args = parser.parse_args(argv)
+    limit = raise_open_file_limit(args.clients + 100)  # and a few for the program itself
+    if limit < args.clients + 100:
+        print(
+            f"Room for only {limit - 100} clients: the hard limit (ulimit -Hn) is {limit}.", file=sys.stderr
+        )
+    return run_server(ChatFactory(), "Chat", args.port, args.interface)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
