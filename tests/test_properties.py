@@ -1474,6 +1474,8 @@ MODULES = [
 #: Protocol classes not run on their own, and why.
 NOT_RUN = {
     helper_protocols.TextLineReceiver: "abstract: text_received raises NotImplementedError until a subclass says",
+    helper_protocols.HalfCloseLineReceiver: "abstract: lineReceived is LineReceiver's, which raises; "
+    "its half-close runs in every line server built on it",
 }
 
 

@@ -6,6 +6,8 @@ TCP delivers a stream of bytes, not messages.  Twisted's helpers in
 * :class:`BytesAnswer` is the howto's ``Answer`` with the smallest fix for
   Python 3 (bytes keys); like every plain ``LineReceiver`` it waits for
   ``\\r\\n``, so a netcat client's bare ``\\n`` never ends a line.
+* :class:`HalfCloseLineReceiver` answers a half-close (EOF after the last
+  line) instead of dropping the replies still to send.
 * :class:`TextLineReceiver` is the course's base for line servers: it accepts
   CRLF (telnet) and bare LF (netcat), decodes each line as UTF-8 (a line that
   is not UTF-8 is refused with a message; the connection stays open), replies
@@ -41,6 +43,7 @@ __all__ = [
     "Answer",
     "BytesAnswer",
     "ForgetfulUpload",
+    "HalfCloseLineReceiver",
     "Int32Answer",
     "NetstringAnswer",
     "TextLineReceiver",
@@ -66,8 +69,29 @@ class BytesAnswer(LineReceiver):
             self.sendLine(self.answers[None])
 
 
-@implementer(IHalfCloseableProtocol, IPushProducer)
-class TextLineReceiver(LineReceiver):
+@implementer(IHalfCloseableProtocol)
+class HalfCloseLineReceiver(LineReceiver):
+    """A LineReceiver for which a peer's EOF ends its input, not the conversation.
+
+    ``nc -N`` and ``shutdown(SHUT_WR)`` send EOF after the last line while
+    still listening.  Declaring IHalfCloseableProtocol makes Twisted call
+    :meth:`readConnectionLost` then, instead of dropping the connection and
+    any reply not yet sent: a last line without its ending still counts,
+    and the connection closes once everything queued is sent.
+    """
+
+    def readConnectionLost(self) -> None:
+        last = self.clearLineBuffer()
+        if last and not self.transport.disconnecting:
+            self.lineReceived(last)  # a last line without its line ending
+        self.transport.loseConnection()  # once every reply is sent
+
+    def writeConnectionLost(self) -> None:
+        self.transport.loseConnection()
+
+
+@implementer(IPushProducer)
+class TextLineReceiver(HalfCloseLineReceiver):
     """Lines of UTF-8 text, ended by CRLF (telnet) or a bare LF (netcat); replies end in CRLF.
 
     Subclasses override :meth:`text_received` and reply with :meth:`send_text`.
@@ -148,17 +172,6 @@ class TextLineReceiver(LineReceiver):
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self.send_error(f"line longer than {self.MAX_LENGTH} bytes; closing the connection")
-        self.transport.loseConnection()
-
-    # IHalfCloseableProtocol: the peer closed its sending side.
-
-    def readConnectionLost(self) -> None:
-        last = self.clearLineBuffer()
-        if last and not self.transport.disconnecting:
-            self.lineReceived(last)  # a last line without its line ending
-        self.transport.loseConnection()  # once every reply is sent
-
-    def writeConnectionLost(self) -> None:
         self.transport.loseConnection()
 
     # IPushProducer: Twisted calls these as the peer falls behind reading and catches up.

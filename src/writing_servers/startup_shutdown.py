@@ -22,12 +22,10 @@ import os
 from collections.abc import Sequence
 from io import BufferedWriter
 
-from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
-from twisted.protocols.basic import LineReceiver
-from zope.interface import implementer
 
+from writing_servers.helper_protocols import HalfCloseLineReceiver
 from writing_servers.programs import run_server, server_arguments
 
 __all__ = ["EagerLogfileFactory", "LogfileFactory", "LoggingProtocol", "StrPath", "main"]
@@ -35,8 +33,7 @@ __all__ = ["EagerLogfileFactory", "LogfileFactory", "LoggingProtocol", "StrPath"
 StrPath = str | os.PathLike[str]
 
 
-@implementer(IHalfCloseableProtocol)
-class LoggingProtocol(LineReceiver):
+class LoggingProtocol(HalfCloseLineReceiver):
     """Append each line the client sends to the factory's log; reply nothing.
 
     Lines may end in CRLF (telnet) or a bare LF (netcat); the log keeps the
@@ -60,15 +57,6 @@ class LoggingProtocol(LineReceiver):
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self.log.warn("a client sent a line over {limit} bytes; connection closed", limit=self.MAX_LENGTH)
-        self.transport.loseConnection()
-
-    def readConnectionLost(self) -> None:
-        last = self.clearLineBuffer()
-        if last and not self.transport.disconnecting:
-            self.lineReceived(last)
-        self.transport.loseConnection()
-
-    def writeConnectionLost(self) -> None:
         self.transport.loseConnection()
 
 

@@ -17,7 +17,6 @@ import asyncio
 import gc
 import os
 import random
-import resource
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import pytest
 
 from writing_servers import lab
 from writing_servers.chat import ChatFactory
+from writing_servers.scaling import raise_open_file_limit
 
 TIMEOUT = 30.0  # for any single step: connecting, a welcome, a client's last messages
 
@@ -164,12 +164,10 @@ class Person:
 
 def soak(clients: int, seconds: float, seed: int = 6) -> Figures:
     """Run the soak against the course's chat on the background reactor; assert it left nothing behind."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     needed = 2 * clients + 200  # both ends of every connection live in this process
-    if soft < needed:
-        if hard != resource.RLIM_INFINITY and hard < needed:
-            pytest.skip(f"needs {needed} open files; the hard limit (ulimit -Hn) is {hard}")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    limit = raise_open_file_limit(needed)
+    if limit < needed:
+        pytest.skip(f"needs {needed} open files; the hard limit (ulimit -Hn) is {limit}")
     factory = ChatFactory()
     server = lab.listen(factory, name="soak-chat")  # Twisted's first listen also reserves an fd for good
     process = psutil.Process()
