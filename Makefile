@@ -8,7 +8,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb))
 CHROMIUM  := $(or $(E2E_CHROMIUM),$(shell command -v chromium 2>/dev/null))
 
 .DEFAULT_GOAL := help
-.PHONY: help install lab test lint typecheck unit nbval e2e e2e-if-chromium soak bench notebooks sync clean
+.PHONY: help install lab test lint typecheck unit nbval e2e e2e-if-chromium soak bench stats notebooks sync clean
 
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,6 +55,9 @@ soak: $(STAMP) ## Chat soak: 1,000 clients join, chat and leave for a while; pri
 
 bench: $(STAMP) ## Benchmarks against the floor and the alternatives; prints a table
 	$(BIN)/python benchmarks/run.py
+
+stats: $(STAMP) ## Per notebook: words, minutes and cell sizes against the class-period budgets
+	$(BIN)/python tools/stats.py --check
 
 sync: $(STAMP) ## Copy module code into notebook cells and refresh navigation links
 	$(BIN)/python tools/sync_notebooks.py
