@@ -26,7 +26,7 @@ from typing import IO
 
 import pytest
 
-from writing_servers import cli
+from writing_servers import cli, exports
 from writing_servers.clients import connect
 from writing_servers.closing import REPLY_SIZE
 
@@ -481,18 +481,28 @@ def test_real_client_chats(command: list[str], bob_ending: bytes, tmp_path: Path
 # -- the rest of the command line ------------------------------------------------------------------
 
 
-def test_list_names_every_server_on_a_line_of_its_own() -> None:
-    """The installed `writing-servers list` prints one line per server: name, notebook, description."""
+def test_list_names_every_server_and_every_program_on_a_line_of_its_own() -> None:
+    """`writing-servers list` prints a line per server (name, notebook, description), then a line per program."""
     script = Path(sys.executable).parent / "writing-servers"  # what pyproject's [project.scripts] installs
     command = [str(script)] if script.exists() else [sys.executable, "-m", "writing_servers"]
     with program([*command, "list"]) as listing:
         assert listing.wait() == 0
         lines = listing.stdout.all()
         assert listing.stderr.all() == []
-    assert len(lines) == len(cli.SERVERS)
-    for line, (name, entry) in zip(lines, cli.SERVERS.items(), strict=True):
+    programs = exports.programs()
+    assert len(lines) == 1 + len(cli.SERVERS) + 2 + len(programs)
+    assert lines[0] == "Servers (writing-servers serve NAME):"
+    for line, (name, entry) in zip(lines[1:], cli.SERVERS.items(), strict=False):
         assert line.split()[:3] == [name, "notebook", str(entry.notebook)]
         assert line.endswith(entry.description)
+    assert lines[len(cli.SERVERS) + 1 : len(cli.SERVERS) + 3] == [
+        "",
+        "Programs to copy, each one file that needs only Twisted (writing-servers export NAME):",
+    ]
+    for line, (name, path) in zip(lines[len(cli.SERVERS) + 3 :], programs.items(), strict=True):
+        notebook, what = exports.describe(path)
+        assert line.split()[:4] == [name, "notebook", str(notebook), f"{path.name}:"]
+        assert line.endswith(what)
 
 
 def test_importing_the_cli_touches_no_reactor_and_no_notebook_runtime() -> None:

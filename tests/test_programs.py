@@ -1,8 +1,10 @@
 """Each notebook's "Use it in your project" program runs as a real script that needs only Twisted.
 
-The program is taken from the notebook's project cell (a fenced Python block
-that tools/sync_notebooks.py writes from the section module), saved as a
-file in an empty folder and run with ``--port 0``.  The test reads the line
+The program is a file in ``writing_servers/examples/`` that
+tools/sync_notebooks.py writes from the section module; the notebook's
+project cell shows what is new in it and the command that writes it out.
+Each test writes the file out with ``writing-servers export`` into an empty
+folder and runs it there with ``--port 0``.  The test reads the line
 it prints once listening, talks to it over loopback with a plain socket,
 then presses Ctrl-C (SIGINT) and expects a clean exit.  Every wait is
 bounded; a program still running at the end of a test is killed.
@@ -22,7 +24,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
 import pytest
+
+from writing_servers import exports
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -38,16 +43,19 @@ ANNOUNCEMENT = re.compile(r"Serving (\w+) on 127\.0\.0\.1 port (\d+); Ctrl-C sto
 SECTIONS = sync_notebooks.course()[1:]
 
 
-def _project_cells() -> list[tuple[str, str]]:
+def _project_cells() -> list[tuple[str, nbformat.NotebookNode]]:
     found = []
     for notebook in SECTIONS:
         for cell in notebook.node.cells:
             if sync_notebooks.PROJECT_TAG in sync_notebooks.tags(cell):
-                found.append((notebook.path.stem, cell.source))
+                found.append((notebook.path.stem, cell))
     return found
 
 
-PROGRAMS = [(stem, sync_notebooks.program_in(source)) for stem, source in _project_cells()]
+PROGRAMS = list(exports.programs())
+#: The installed command, as pyproject's [project.scripts] makes it (or `python -m` without it).
+SCRIPT = Path(sys.executable).parent / "writing-servers"
+COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "writing_servers"]
 
 
 # -- a plain socket client ---------------------------------------------------------------------------
@@ -182,27 +190,38 @@ def talk_to_chat(server: Running) -> None:
 QUOTE = "Less is more \N{EM DASH} Mies"
 LOG_NAME = "x.log"
 
-#: notebook -> (the name it announces, extra arguments, the conversation that proves it serves)
+#: program -> (the name it announces, extra arguments, the conversation that proves it serves)
 CONVERSATIONS: dict[str, tuple[str, list[str], Callable[[Running], None]]] = {
-    "01-Protocols": ("CountingEcho", [], talk_to_counting_echo),
-    "02-loseConnection-and-abortConnection": ("DeadlineBigReply", [], talk_to_deadline_big_reply),
-    "03-Using-the-Protocol": ("QOTD", [], talk_to_qotd),
-    "04-Helper-Protocols": ("Answer", [], talk_to_answer),
-    "05-State-Machines": ("LineChat", [], talk_to_line_chat),
-    "06-Simpler-Protocol-Creation": ("ConfigurableQOTD", ["--quote", QUOTE], talk_to_configurable_qotd),
-    "07-Factory-Startup-and-Shutdown": ("LoggingProtocol", ["--log", LOG_NAME], talk_to_logging_server),
-    "08-Putting-It-All-Together": ("Chat", [], talk_to_chat),
-    "09-How-Far-Does-It-Scale": ("Chat", ["--clients", "100"], talk_to_chat),
+    "counting-echo": ("CountingEcho", [], talk_to_counting_echo),
+    "deadline-big-reply": ("DeadlineBigReply", [], talk_to_deadline_big_reply),
+    "qotd": ("QOTD", [], talk_to_qotd),
+    "answer": ("Answer", [], talk_to_answer),
+    "line-chat": ("LineChat", [], talk_to_line_chat),
+    "configurable-qotd": ("ConfigurableQOTD", ["--quote", QUOTE], talk_to_configurable_qotd),
+    "logfile": ("LoggingProtocol", ["--log", LOG_NAME], talk_to_logging_server),
+    "chat": ("Chat", [], talk_to_chat),
+    "crowded-chat": ("Chat", ["--clients", "100"], talk_to_chat),
 }
 
 
 # -- running a program -----------------------------------------------------------------------------
 
 
-def start_program(program: str, folder: Path, arguments: list[str]) -> subprocess.Popen[bytes]:
-    """Save *program* as folder/program.py and start it there, with nothing of this course importable."""
-    path = folder / "program.py"
-    path.write_text(program, encoding="utf-8")
+def export(name: str, folder: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """Run ``writing-servers export NAME --to FOLDER`` as a person would."""
+    return subprocess.run(
+        [*COMMAND, "export", name, "--to", str(folder), *options],
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+    )
+
+
+def start_program(name: str, folder: Path, arguments: list[str]) -> subprocess.Popen[bytes]:
+    """Export program *name* into *folder* and start it there, with nothing of this course importable."""
+    exported = export(name, folder)
+    assert exported.returncode == 0, exported.stderr
+    path = folder / exports.programs()[name].name
     # The script's folder comes first on sys.path, so this stand-in hides the installed package.
     (folder / "writing_servers").mkdir()
     (folder / "writing_servers" / "__init__.py").write_text(
@@ -263,23 +282,33 @@ def kill_at_end() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 @pytest.mark.parametrize("notebook", SECTIONS, ids=[notebook.path.stem for notebook in SECTIONS])
 def test_each_section_has_one_program(notebook: sync_notebooks.Notebook) -> None:
-    """Every section notebook ends with exactly one project cell, a markdown cell holding a Python block."""
+    """Every section notebook has one project cell: markdown, at most 40 lines of code, and the export command."""
     cells = [cell for cell in notebook.node.cells if sync_notebooks.PROJECT_TAG in sync_notebooks.tags(cell)]
     assert len(cells) == 1, f"{notebook.path.name} has {len(cells)} project cells"
-    assert cells[0].cell_type == "markdown", "a code cell would run the server inside the kernel"
-    program = sync_notebooks.program_in(cells[0].source)
-    assert program.rstrip().endswith('if __name__ == "__main__":\n    raise SystemExit(main())')
-    assert notebook.path.stem in CONVERSATIONS, "add a conversation for this notebook's program"
+    cell = cells[0]
+    assert cell.cell_type == "markdown", "a code cell would run the server inside the kernel"
+    name = cell.metadata["writing_servers"]["name"]
+    assert name in PROGRAMS
+    assert f"writing-servers export {name}\n" in cell.source
+    shown = cell.source.split("```python\n")[1].split("```")[0]
+    assert len(shown.splitlines()) <= sync_notebooks.SHOWN_LINES
 
 
-@pytest.mark.parametrize(("stem", "program"), PROGRAMS, ids=[stem for stem, _ in PROGRAMS])
+def test_every_program_belongs_to_a_notebook_and_has_a_conversation() -> None:
+    """The program files are exactly the notebooks' programs, and each is talked to below."""
+    assert sorted(cell.metadata["writing_servers"]["name"] for _, cell in _project_cells()) == sorted(
+        PROGRAMS
+    )
+    assert sorted(CONVERSATIONS) == sorted(PROGRAMS), "add a conversation for each program"
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
 def test_program_serves_and_stops_on_ctrl_c(
-    stem: str, program: str, tmp_path: Path, kill_at_end: list[subprocess.Popen[bytes]]
+    name: str, tmp_path: Path, kill_at_end: list[subprocess.Popen[bytes]]
 ) -> None:
-    """The program needs only Twisted, announces its port, serves a real client, and exits 0 on SIGINT."""
-    assert "writing_servers" not in program
-    name, arguments, conversation = CONVERSATIONS[stem]
-    process = start_program(program, tmp_path, ["--port", "0", *arguments])
+    """The exported program needs only Twisted, announces its port, serves a real client, and exits 0 on SIGINT."""
+    announced, arguments, conversation = CONVERSATIONS[name]
+    process = start_program(name, tmp_path, ["--port", "0", *arguments])
     kill_at_end.append(process)
 
     line = read_announcement(process, START_TIMEOUT)
@@ -288,8 +317,8 @@ def test_program_serves_and_stops_on_ctrl_c(
         process.kill()
         _, stderr = process.communicate(timeout=EXIT_TIMEOUT)
         pytest.fail(f"unexpected first line {line!r}; stderr:\n{stderr.decode(errors='replace')}")
-    assert match[1] == name
-    conversation(Running(name, int(match[2]), tmp_path))
+    assert match[1] == announced
+    conversation(Running(announced, int(match[2]), tmp_path))
 
     # A reply arrived, so the reactor is running and its SIGINT handler is installed.
     process.send_signal(signal.SIGINT)
@@ -297,17 +326,17 @@ def test_program_serves_and_stops_on_ctrl_c(
     assert (process.returncode, stdout, stderr) == (0, b"", b""), "Ctrl-C stops it cleanly and quietly"
 
 
-@pytest.mark.parametrize(("stem", "program"), PROGRAMS, ids=[stem for stem, _ in PROGRAMS])
+@pytest.mark.parametrize("name", PROGRAMS)
 def test_program_exits_1_when_its_port_is_taken(
-    stem: str, program: str, tmp_path: Path, kill_at_end: list[subprocess.Popen[bytes]]
+    name: str, tmp_path: Path, kill_at_end: list[subprocess.Popen[bytes]]
 ) -> None:
     """A program whose port is in use says so on stderr, prints no announcement, and exits 1."""
-    _, arguments, _ = CONVERSATIONS[stem]
+    _, arguments, _ = CONVERSATIONS[name]
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        process = start_program(program, tmp_path, ["--port", str(port), *arguments])
+        process = start_program(name, tmp_path, ["--port", str(port), *arguments])
         kill_at_end.append(process)
         stdout, stderr = process.communicate(timeout=START_TIMEOUT)
     assert process.returncode == 1
@@ -316,6 +345,34 @@ def test_program_exits_1_when_its_port_is_taken(
     assert message.startswith("Cannot listen: ") and "already in use" in message, message
     assert message.count("\n") == 1, f"one line, no traceback: {message!r}"
     assert not (tmp_path / LOG_NAME).exists(), "no log file is opened for a server that never listened"
+
+
+def test_export_keeps_an_existing_file_unless_forced(tmp_path: Path) -> None:
+    """A second export refuses to write over the reader's copy; --force does, with the program's text."""
+    first = export("chat", tmp_path)
+    assert first.returncode == 0 and first.stdout.startswith(f"Wrote {tmp_path / 'chat.py'}."), first
+    (tmp_path / "chat.py").write_text("# my edits\n")
+    again = export("chat", tmp_path)
+    assert (again.returncode, again.stdout) == (2, "")
+    assert (
+        again.stderr
+        == f"writing-servers: {tmp_path / 'chat.py'} already exists; keep it, or write over it with --force\n"
+    )
+    assert (tmp_path / "chat.py").read_text() == "# my edits\n"
+    forced = export("chat", tmp_path, "--force")
+    assert forced.returncode == 0
+    assert (tmp_path / "chat.py").read_text() == exports.programs()["chat"].read_text()
+
+
+def test_export_of_an_unknown_name_lists_the_programs(tmp_path: Path) -> None:
+    """An unknown name is a one-line error naming every program, and writes nothing."""
+    result = export("chatt", tmp_path)
+    assert result.returncode == 2
+    assert (
+        result.stderr
+        == f"writing-servers: no program named 'chatt'; the programs are: {', '.join(PROGRAMS)}\n"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("notebook", SECTIONS, ids=[notebook.path.stem for notebook in SECTIONS])

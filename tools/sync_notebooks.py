@@ -21,14 +21,18 @@ the exercises and their checks (so nothing they start outlives the notebook).
 A notebook without one gets one, with its heading, just before
 ``## Further reading``.
 
-A markdown cell tagged ``project`` ("Use it in your project") is written
-whole from the module as one fenced block (```python ... ```): the
-definitions its metadata names (``writing_servers.program``, say
-``["CountingEchoFactory", "main"]``), the constants, definitions and imports
-they use (definitions from other course modules inlined, so it needs only
-Twisted), and a ``__main__`` guard that calls ``main()``; a complete program
-to save in a file and run.  It is markdown, not code, because in a kernel
-``__name__`` is ``"__main__"`` too: run as a cell, it would serve forever.
+A markdown cell tagged ``project`` ("Use it in your project") points to a
+complete program to copy: a file ``src/writing_servers/examples/<name>.py``
+that this script writes from the module.  The cell's metadata names the
+definitions the program is built from (``writing_servers.program``, say
+``["CountingEchoFactory", "main"]``), its ``name`` (what ``writing-servers
+export NAME`` takes) and what to ``show``: the definitions that are new in
+the program (at most 40 lines; usually just ``main``).  The file holds those
+definitions, the constants, definitions and imports they use (definitions
+from other course modules inlined, so it needs only Twisted), and a
+``__main__`` guard that calls ``main()``.  The cell is markdown, not code,
+because in a kernel ``__name__`` is ``"__main__"`` too: run as a cell, the
+program would serve forever.
 
     python tools/sync_notebooks.py          # rewrite notebooks in place
     python tools/sync_notebooks.py --check  # exit 1 and list what differs
@@ -52,7 +56,9 @@ NOTEBOOKS = ROOT / "notebooks"
 INDEX = "00-Index.ipynb"
 EXEMPT_TAGS = {"howto-as-written", "exercise"}
 PROJECT_TAG = "project"
-PROGRAM_FENCE = "```python"
+EXAMPLES = ROOT / "src" / "writing_servers" / "examples"
+#: The most lines a project cell shows of its program; the rest is in the file.
+SHOWN_LINES = 40
 NAV_TAG = "navigation"
 CONTENTS_TAG = "course-contents"
 CLEAN_UP_TAG = "clean-up"
@@ -194,7 +200,7 @@ def _is_future(node: ast.stmt) -> bool:
     return isinstance(node, ast.ImportFrom) and node.module == "__future__"
 
 
-def program_source(module: str, names: list[str], where: str) -> str:
+def program_source(module: str, names: list[str], where: str, docstring: str = "") -> str:
     """A complete program: the named definitions, what they need, and a ``__main__`` guard.
 
     The text is put through ruff (import order, formatting), as every cell is.
@@ -202,7 +208,8 @@ def program_source(module: str, names: list[str], where: str) -> str:
     imports, texts = _definitions_with_needs(module, set(names), where)
     unique_imports = list(dict.fromkeys(imports))
     guard = 'if __name__ == "__main__":\n    raise SystemExit(main())'
-    program = "\n".join(unique_imports) + "\n\n\n" + "\n\n\n".join([*texts, guard]) + "\n"
+    head = f'"""{docstring}"""\n\n' if docstring else ""
+    program = head + "\n".join(unique_imports) + "\n\n\n" + "\n\n\n".join([*texts, guard]) + "\n"
     for command in (["check", "--select", "I,F401", "--fix", "--quiet"], ["format", "--quiet"]):
         result = subprocess.run(
             [sys.executable, "-m", "ruff", *command, "--stdin-filename", "program.py", "-"],
@@ -213,20 +220,103 @@ def program_source(module: str, names: list[str], where: str) -> str:
             cwd=ROOT,
         )
         program = result.stdout or program
-    return program.rstrip("\n")
+    return program.rstrip("\n") + "\n"
 
 
-def program_block(program: str) -> str:
-    """*program* as the source of a project cell: one fenced Python block."""
-    return f"{PROGRAM_FENCE}\n{program}\n```"
+@dataclass
+class Program:
+    """The standalone program a notebook's project cell points to."""
+
+    notebook: Notebook
+    name: str  # what `writing-servers export NAME` takes
+    roots: list[str]  # the definitions it is built from
+    show: list[str]  # the definitions the cell shows
+
+    @property
+    def path(self) -> Path:
+        return EXAMPLES / f"{self.name.replace('-', '_')}.py"
+
+    def docstring(self) -> str:
+        number, _, title = self.notebook.title.partition(". ")
+        main = importlib.import_module(self.notebook.module or "").main
+        summary = (main.__doc__ or "").splitlines()[0].removesuffix("; return the exit status.")
+        return (
+            f"Notebook {number} ({title.partition(':')[0]}) as a program: {summary[:1].lower()}{summary[1:]}.\n\n"
+            "A program of the writing-servers course that needs only Twisted (pip install twisted).\n"
+            f"Run it with `python {self.path.name}`; `--help` lists its options.\n\n"
+            f"Written from {self.notebook.module} by tools/sync_notebooks.py: change the module, not this file.\n"
+        )
+
+    def source(self, where: str) -> str:
+        return program_source(self.notebook.module or "", self.roots, where, self.docstring())
+
+    def cell(self, program: str, where: str) -> str:
+        """The project cell's markdown: what is new in *program*, and how to get the whole file."""
+        found = definitions(program)
+        missing = [name for name in self.show if name not in found]
+        if missing:
+            raise SystemExit(f"{where}: the program has no {missing} to show")
+        shown = "\n\n\n".join(found[name] for name in self.show)
+        if len(shown.splitlines()) > SHOWN_LINES:
+            raise SystemExit(f"{where}: shows {len(shown.splitlines())} lines; at most {SHOWN_LINES}")
+        return (
+            f"The whole program is one file, [`{self.path.name}`](../{self.path.relative_to(ROOT).as_posix()}): "
+            f"{len(program.splitlines())} lines that need only Twisted. "
+            f"What it adds to the code above:\n\n```python\n{shown}\n```\n\n"
+            "Write the file into the current folder, then run it (Ctrl-C stops it):\n\n"
+            f"```sh\nwriting-servers export {self.name}\npython {self.path.name}\n```"
+        )
 
 
-def program_in(cell_source: str) -> str:
-    """The program in a project cell's source (the inverse of :func:`program_block`)."""
-    body = cell_source.removeprefix(PROGRAM_FENCE + "\n").removesuffix("\n```")
-    if program_block(body) != cell_source:
-        raise ValueError("a project cell is one fenced ```python block and nothing else")
-    return body
+def programs(notebooks: list[Notebook]) -> list[tuple[Program, nbformat.NotebookNode, str]]:
+    """Each project cell in *notebooks*, with the program it points to and where it is."""
+    found = []
+    for notebook in notebooks:
+        for number, cell in enumerate(notebook.node.cells):
+            if PROJECT_TAG not in tags(cell):
+                continue
+            where = f"{notebook.path.name} cell {number}"
+            meta = cell.get("metadata", {}).get("writing_servers", {})
+            if (
+                cell.cell_type != "markdown"
+                or not notebook.module
+                or not meta.get("program")
+                or not meta.get("name")
+            ):
+                raise SystemExit(
+                    f"{where}: a project cell is a markdown cell in a notebook with a module, and its "
+                    "metadata gives the program's definitions (program) and its name (name)"
+                )
+            program = Program(
+                notebook, str(meta["name"]), list(meta["program"]), list(meta.get("show", ["main"]))
+            )
+            found.append((program, cell, where))
+    return found
+
+
+def sync_programs(notebooks: list[Notebook], check: bool) -> list[str]:
+    """Write every program file and project cell (unless *check*); return what differed."""
+    changed = []
+    wanted = set()
+    for program, cell, where in programs(notebooks):
+        if program.path in wanted:
+            raise SystemExit(f"{where}: another notebook already has a program named {program.name!r}")
+        wanted.add(program.path)
+        text = program.source(where)
+        if not program.path.exists() or program.path.read_text(encoding="utf-8") != text:
+            changed.append(f"{program.path.relative_to(ROOT)}: differs from {program.notebook.module}")
+            if not check:
+                EXAMPLES.mkdir(exist_ok=True)
+                program.path.write_text(text, encoding="utf-8")
+        new = program.cell(text, where)
+        if new != cell.source:
+            cell.source = new
+            changed.append(f"{where}: project cell out of date")
+    for stale in sorted(set(EXAMPLES.glob("*.py")) - wanted):
+        changed.append(f"{stale.relative_to(ROOT)}: no notebook's project cell names it")
+        if not check:
+            stale.unlink()
+    return changed
 
 
 def sync_code(notebook: Notebook) -> list[str]:
@@ -239,17 +329,7 @@ def sync_code(notebook: Notebook) -> list[str]:
         cell_module = cell.get("metadata", {}).get("writing_servers", {}).get("module")
         where = f"{notebook.path.name} cell {number}"
         if PROJECT_TAG in tags(cell):
-            names = cell.metadata.get("writing_servers", {}).get("program", [])
-            if cell.cell_type != "markdown" or module_source is None or not names:
-                raise SystemExit(
-                    f"{where}: a project cell is a markdown cell in a notebook with a module, "
-                    "and its metadata lists the program's definitions"
-                )
-            new = program_block(program_source(notebook.module or "", list(names), where))
-            if new != cell.source:
-                cell.source = new
-                changed.append(f"{where}: program differs from {notebook.module}")
-            continue
+            continue  # written by sync_programs
         if cell.cell_type != "code" or tags(cell) & EXEMPT_TAGS:
             continue
         if not definitions(cell.source):
@@ -361,16 +441,25 @@ def sync_clean_up(notebook: Notebook) -> list[str]:
 
 def sync(check: bool, folder: Path = NOTEBOOKS) -> list[str]:
     """Bring every notebook in *folder* up to date (unless *check*); return what differed."""
+    read_at = {path: path.stat().st_mtime_ns for path in folder.glob("[0-9][0-9]-*.ipynb")}
     notebooks = course(folder)
     before = {notebook.path: nbformat.writes(notebook.node) for notebook in notebooks}
     changed = sync_navigation(notebooks)
     for notebook in notebooks:
         changed += sync_code(notebook)
+    if folder == NOTEBOOKS:  # a copy of the course elsewhere (tests) has no program files of its own
+        changed += sync_programs(notebooks, check)
     for notebook in notebooks[1:]:
         changed += sync_clean_up(notebook)
     if not check:
         for notebook in notebooks:
             if nbformat.writes(notebook.node) != before[notebook.path]:
+                # Someone saved it while we worked (JupyterLab, another sync): theirs wins.
+                if notebook.path.stat().st_mtime_ns != read_at.get(notebook.path):
+                    changed.append(
+                        f"{notebook.path.name}: saved by someone else meanwhile; not written, run again"
+                    )
+                    continue
                 nbformat.write(notebook.node, notebook.path)
     return changed
 

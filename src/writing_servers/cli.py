@@ -3,8 +3,9 @@
 ``writing-servers serve NAME`` listens with one of the section modules'
 factories on Twisted's real reactor (not the notebooks' background one) until
 Ctrl-C or SIGTERM, so that telnet, nc or a whole class can talk to it.
-``writing-servers list`` names the servers.  ``python -m writing_servers``
-is the same command.
+``writing-servers list`` names the servers and the programs to copy;
+``writing-servers export NAME`` writes one of those programs into the
+current folder.  ``python -m writing_servers`` is the same command.
 
 The registry, :data:`SERVERS`, is plain data: a name, the notebook that
 teaches the server, one line about it, and a function from the parsed
@@ -25,6 +26,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -36,6 +38,7 @@ from twisted.python.failure import Failure
 from writing_servers import (
     chat,
     closing,
+    exports,
     helper_protocols,
     protocols,
     serving,
@@ -178,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "list":
             return list_servers()
+        if args.command == "export":
+            return export_program(args)
         return serve(args)
     except KeyboardInterrupt:  # Ctrl-C before the reactor took over SIGINT
         print("Interrupted.", file=sys.stderr, flush=True)
@@ -191,7 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the servers of the course for real, to talk to with telnet, nc or your own programs.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("list", help="name every server, with its notebook and what it does")
+    commands.add_parser("list", help="name every server and every program to copy, with its notebook")
+    export_parser = commands.add_parser(
+        "export",
+        help="write one of the course's programs into a folder, to run or copy",
+        description="Write one of the course's standalone programs (it needs only Twisted) into a folder.",
+        epilog="programs: " + ", ".join(exports.programs()),
+    )
+    export_parser.add_argument("name", metavar="NAME", help="which program (writing-servers list names them)")
+    export_parser.add_argument(
+        "--to", metavar="FOLDER", default=".", help="where to write it (default: the current folder)"
+    )
+    export_parser.add_argument("--force", action="store_true", help="write over a file of the same name")
     serve_parser = commands.add_parser(
         "serve",
         help="run one server in the foreground until Ctrl-C",
@@ -234,11 +250,28 @@ def port_number(text: str) -> int:
 
 
 def list_servers() -> int:
-    """Print one line per server: name, notebook, description."""
+    """Print one line per server (name, notebook, description), then one per program to copy."""
     width = max(len(name) for name in SERVERS)
+    print("Servers (writing-servers serve NAME):")
     for name, server in SERVERS.items():
-        print(f"{name:<{width}}  notebook {server.notebook}  {server.description}")
+        print(f"  {name:<{width}}  notebook {server.notebook}  {server.description}")
+    programs = exports.programs()
+    width = max(len(name) for name in programs)
+    print("\nPrograms to copy, each one file that needs only Twisted (writing-servers export NAME):")
+    for name, program in programs.items():
+        notebook, what = exports.describe(program)
+        print(f"  {name:<{width}}  notebook {notebook}  {program.name}: {what}")
     sys.stdout.flush()
+    return 0
+
+
+def export_program(args: argparse.Namespace) -> int:
+    """Write the named program into ``--to``; say where and how to run it."""
+    try:
+        path = exports.export(args.name, Path(args.to), force=args.force)
+    except exports.ExportError as error:
+        return fail(str(error), 2)
+    print(f"Wrote {path}. Run it with: python {path}   (--help lists its options)", flush=True)
     return 0
 
 

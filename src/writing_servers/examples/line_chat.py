@@ -1,0 +1,350 @@
+"""Notebook 5 (State Machines) as a program: serve LineChat over TCP until interrupted.
+
+A program of the writing-servers course that needs only Twisted (pip install twisted).
+Run it with `python line_chat.py`; `--help` lists its options.
+
+Written from writing_servers.state_machines by tools/sync_notebooks.py: change the module, not this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.interfaces import (
+    IAddress,
+    IConsumer,
+    IHalfCloseableProtocol,
+    IListeningPort,
+    IPushProducer,
+    ITransport,
+)
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+
+@implementer(IHalfCloseableProtocol)
+class HalfCloseLineReceiver(LineReceiver):
+    """A LineReceiver for which a peer's EOF ends its input, not the conversation.
+
+    ``nc -N`` and ``shutdown(SHUT_WR)`` send EOF after the last line while
+    still listening.  Declaring IHalfCloseableProtocol makes Twisted call
+    :meth:`readConnectionLost` then, instead of dropping the connection and
+    any reply not yet sent: a last line without its ending still counts,
+    and the connection closes once everything queued is sent.
+    """
+
+    def readConnectionLost(self) -> None:
+        last = self.clearLineBuffer()
+        if last and not self.transport.disconnecting:
+            self.lineReceived(last)  # a last line without its line ending
+        self.transport.loseConnection()  # once every reply is sent
+
+    def writeConnectionLost(self) -> None:
+        self.transport.loseConnection()
+
+
+@implementer(IPushProducer)
+class TextLineReceiver(HalfCloseLineReceiver):
+    """Lines of UTF-8 text, ended by CRLF (telnet) or a bare LF (netcat); replies end in CRLF.
+
+    Subclasses override :meth:`text_received` and reply with :meth:`send_text`.
+    Every line server of the course inherits these answers to bad peers:
+
+    * a line longer than ``MAX_LENGTH``: an error line, then the connection closes;
+    * a line that is not UTF-8: an error line; the connection stays open;
+    * a peer that half-closes (EOF after its last line, as ``nc -N`` sends):
+      its last line is answered even without a line ending, every reply is
+      sent, and then the connection closes;
+    * a peer that stops reading: once Twisted's send buffer for it is full,
+      Twisted calls :meth:`pauseProducing` and we stop reading its requests
+      until it catches up.  Text that others send it (chat messages) still
+      queues; past ``MAX_UNSENT`` more bytes the connection is aborted, so
+      one stalled peer can hold only a bounded amount of the server's memory.
+    """
+
+    delimiter = b"\n"  # split on LF alone; a CR before it is stripped below
+    MAX_LENGTH = 1024  # bytes per line, not counting the LF; bounds what a client can make us buffer
+    # Bytes queued for a peer that stopped reading, beyond Twisted's own 64 KiB buffer.  Large
+    # enough that a burst (200 people each saying 1,000 bytes at once) never cuts off a peer
+    # that is keeping up; small enough that a thousand stalled peers cost about a gigabyte at worst.
+    MAX_UNSENT = 1024 * 1024
+    log = Logger()
+
+    def makeConnection(self, transport: ITransport) -> None:
+        self._unsent: int | None = None  # bytes queued since the peer fell behind; None: it keeps up
+        self._dropped = False
+        # As a registered producer we hear from Twisted when this peer stops reading.
+        IConsumer(transport).registerProducer(self, True)
+        super().makeConnection(transport)
+
+    def lineReceived(self, line: bytes) -> None:
+        line = line.removesuffix(b"\r")
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            # Policy: refuse the line, say why, keep the connection.
+            self.send_error("that line is not UTF-8 text")
+            return
+        self.text_received(text)
+
+    def text_received(self, text: str) -> None:
+        """Called with each line, decoded, without its line ending."""
+        raise NotImplementedError
+
+    def send_text(self, text: str) -> None:
+        """Send *text* as one UTF-8 line ending in CRLF, as the Internet's line protocols do."""
+        self.send_bytes(text.encode("utf-8") + b"\r\n")
+
+    def send_error(self, reason: str) -> None:
+        """Tell the peer what was wrong with its input; a protocol with its own format overrides this."""
+        self.send_text(f"Error: {reason}")
+
+    def send_bytes(self, data: bytes) -> None:
+        """Send *data*, whole lines already encoded, unless this peer has fallen too far behind."""
+        if self._unsent is not None:
+            self._unsent += len(data)
+            if self._unsent > self.MAX_UNSENT:
+                self.drop_slow_reader()
+                return
+        self.transport.write(data)
+
+    def drop_slow_reader(self) -> None:
+        """Abort a connection whose peer stopped reading: waiting for it would cost unbounded memory."""
+        if not self._dropped:
+            self._dropped = True
+            self.log.warn(
+                "{who} stopped reading: more than {limit} bytes waiting for it; connection aborted",
+                who=self.peer_description(),
+                limit=self.MAX_UNSENT,
+            )
+            self.transport.abortConnection()  # loseConnection would wait for it to read everything
+
+    def peer_description(self) -> str:
+        """Who is at the other end, for the server log."""
+        return "a client"
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.send_error(f"line longer than {self.MAX_LENGTH} bytes; closing the connection")
+        self.transport.loseConnection()
+
+    # IPushProducer: Twisted calls these as the peer falls behind reading and catches up.
+
+    def pauseProducing(self) -> None:
+        if self._unsent is None:
+            self._unsent = 0
+            super().pauseProducing()  # LineReceiver stops reading the peer's requests
+
+    def resumeProducing(self) -> None:
+        if self.transport.disconnecting:
+            # Twisted holds a closing connection open while a producer is registered.
+            self.transport.unregisterProducer()
+            return
+        self._unsent = None
+        super().resumeProducing()
+
+    def stopProducing(self) -> None:
+        self.paused = True  # the connection is gone; nothing more to read
+
+
+def visible(text: str) -> str:
+    """*text* with every non-printable character spelled out, so that it cannot steer a terminal.
+
+    C0 controls and DEL become caret notation, as ``cat -v`` shows them
+    (ESC is ``^[``, CR is ``^M``, tab is ``^I``, DEL is ``^?``).  Other
+    invisible characters (C1 controls, bidirectional overrides, zero-width
+    spaces, line separators) become their code point, such as ``<U+202E>``.
+    """
+    shown = []
+    for char in text:
+        if char.isprintable():
+            shown.append(char)
+        elif char < " " or char == "\x7f":
+            shown.append("^" + chr(ord(char) ^ 0x40))  # 0x1b -> "[", 0x0d -> "M", 0x7f -> "?"
+        else:
+            shown.append(f"<U+{ord(char):04X}>")
+    return "".join(shown)
+
+
+def server_arguments(description: str, default_port: int = 8000) -> argparse.ArgumentParser:
+    """A command line with ``--port`` (0 picks a free one) and ``--interface`` (loopback by default)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--port", type=int, default=default_port, help="TCP port to listen on; 0 picks a free one"
+    )
+    parser.add_argument("--interface", default="127.0.0.1", help="address to listen on (default: loopback)")
+    return parser
+
+
+def run_server(factory: Factory[Any], name: str, port: int, interface: str) -> int:
+    """Serve *factory* over TCP until interrupted; return the exit status.
+
+    Prints one line once listening (with the real port, which matters for
+    ``--port 0``), or one line on stderr and status 1 when it cannot listen.
+    """
+    from twisted.internet import reactor
+
+    failures: list[Failure] = []
+
+    def announce(listening_port: IListeningPort) -> None:
+        address = listening_port.getHost()
+        assert isinstance(address, IPv4Address)  # what a TCP4 endpoint's port is bound to
+        print(f"Serving {name} on {address.host} port {address.port}; Ctrl-C stops it.", flush=True)
+
+    def give_up(failure: Failure) -> None:
+        failures.append(failure)
+        print(f"Cannot listen: {failure.getErrorMessage()}", file=sys.stderr, flush=True)
+        reactor.stop()
+
+    def start_listening() -> None:
+        endpoint = TCP4ServerEndpoint(reactor, port, interface=interface)
+        endpoint.listen(factory).addCallbacks(announce, give_up)
+
+    # Listen once the reactor runs, so its Ctrl-C handler is in place before
+    # "Serving ..." invites anyone to connect (or press Ctrl-C).
+    reactor.callWhenRunning(start_listening)
+    reactor.run()  # blocks until Ctrl-C, SIGTERM or reactor.stop()
+    return 1 if failures else 0
+
+
+class Member(typing.Protocol):
+    """Anything the room can send a line of text to: a connection, or an Inbox in a test."""
+
+    def deliver(self, text: str) -> None: ...
+
+
+class NameRefused(Exception):
+    """The room refused a name; the message says why, in words meant for the user."""
+
+
+class ChatRoom:
+    """Who is in the chat, under which name, and who hears what.  No networking at all.
+
+    The rules: a name must not be blank or taken (in any case), and is at
+    most 20 printable characters with no spaces, ``<``, ``>`` or ``*``, so
+    that no name can pass for part of a line (``<alice>``); everyone hears
+    when someone joins or leaves; a message goes to everyone but its sender;
+    a blank message goes nowhere.
+    """
+
+    def __init__(self) -> None:
+        self.members: dict[str, Member] = {}
+
+    def join(self, name: str, member: Member) -> None:
+        """Admit *member* under *name*, or raise NameRefused saying why not."""
+        if not name.strip():
+            raise NameRefused("Please type a name.")
+        if len(name) > 20 or not name.isprintable() or any(c.isspace() or c in "<>*" for c in name):
+            raise NameRefused("A name is 1 to 20 printable characters, without spaces, <, > or *.")
+        if name.casefold() in {member.casefold() for member in self.members}:
+            raise NameRefused("Name taken, please choose another.")
+        self.broadcast(f"* {name} has joined")
+        self.members[name] = member
+        member.deliver(f"Welcome, {name}!")
+
+    def leave(self, name: str) -> None:
+        """Forget *name*, if it had joined, and tell the others."""
+        if self.members.pop(name, None) is not None:
+            self.broadcast(f"* {name} has left")
+
+    def say(self, name: str, text: str) -> None:
+        """Pass *text* from *name* to every other member."""
+        if text.strip():
+            self.broadcast(f"<{name}> {text}", exclude=name)
+
+    def who(self) -> list[str]:
+        """The names of everyone here, sorted."""
+        return sorted(self.members)
+
+    def broadcast(self, text: str, exclude: str | None = None) -> None:
+        """Deliver *text* to every member except *exclude*."""
+        for name, member in list(self.members.items()):  # a copy: delivering may make someone leave
+            if name != exclude:
+                member.deliver(text)
+
+
+class Inbox:
+    """A member for tests and experiments: it keeps every line the room delivers to it."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+
+    def deliver(self, text: str) -> None:
+        self.received.append(text)
+
+
+class LineChat(TextLineReceiver):
+    """The chat for people at a terminal: a two-state machine between the framing and the room.
+
+    In state ``GETNAME`` each line is a name to try; in ``CHAT`` each line is
+    a message.  Each handler makes one call on the room and nothing more.
+    """
+
+    def __init__(self, room: ChatRoom) -> None:
+        self.room = room
+        self.name = ""  # set once the room accepts a name
+        self.state = "GETNAME"
+
+    def connectionMade(self) -> None:
+        self.send_text("What's your name?")
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self.state == "CHAT":
+            self.room.leave(self.name)
+
+    def text_received(self, text: str) -> None:
+        getattr(self, "handle_" + self.state)(text)
+
+    def handle_GETNAME(self, name: str) -> None:
+        try:
+            self.room.join(name, self)
+        except NameRefused as refusal:
+            self.send_text(str(refusal))
+            return  # ends this line only: the next line is another try
+        self.name = name
+        self.state = "CHAT"
+
+    def handle_CHAT(self, text: str) -> None:
+        self.room.say(self.name, text)
+
+    def deliver(self, text: str) -> None:
+        """What the room sends this member goes out as one line, safe for a terminal to show."""
+        self.send_text(visible(text))  # no one's escape sequence moves another's cursor
+
+
+class ChatFactory(Factory):
+    """Build one front-end protocol per connection, every one of them talking to the same room."""
+
+    def __init__(self, room: ChatRoom, front_end: Callable[[ChatRoom], Protocol]) -> None:
+        self.room = room
+        self.front_end = front_end
+
+    def buildProtocol(self, addr: IAddress) -> Protocol:
+        protocol = self.front_end(self.room)
+        protocol.factory = self
+        return protocol
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve LineChat over TCP until interrupted; return the exit status.
+
+    ``--port 0`` asks the system for any free port; the line printed once
+    listening says which one it got.
+    """
+    parser = server_arguments(
+        "A chat room for people at a terminal: choose a name, then every line goes to everyone else."
+    )
+    args = parser.parse_args(argv)
+    return run_server(ChatFactory(ChatRoom(), LineChat), "LineChat", args.port, args.interface)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
