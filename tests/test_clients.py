@@ -156,9 +156,25 @@ def test_read_all_reports_eof(serve: Callable[[Script], Peer]) -> None:
     client = Client(peer.address, timeout=TIMEOUT)
     assert client.read_all() == b"one\r\ntwo\r\n"
     assert client.ended == "eof"
-    assert client.read_all() == b""  # already ended: returns at once
     assert text_lines(client.transcript)[-1] == "[connection closed by the server]"
     client.close()
+
+
+def test_reading_a_connection_that_already_ended_says_so(serve: Callable[[Script], Peer]) -> None:
+    """A read after the end was seen (a re-run cell) raises, instead of passing off b"" as what arrived."""
+    peer = serve(send_then_close(b"one\r\ntwo\r\n"))
+    with Client(peer.address, timeout=TIMEOUT) as client:
+        assert client.read_line() == "one"
+        assert client.read_all() == b"two\r\n"
+        for read in (client.read_all, client.read_line):
+            with pytest.raises(
+                ConnectionEnded, match=r"already ended \(eof\).*run the cell that opens it again"
+            ):
+                read()
+    with Client(serve(send_then_hold(b"")).address, timeout=TIMEOUT) as later:
+        pass
+    with pytest.raises(ConnectionEnded, match=r"already ended \(closed\); run the cell"):
+        later.read_all()  # closed by the with block: a later cell reading from it
 
 
 def test_read_all_reports_reset(serve: Callable[[Script], Peer]) -> None:

@@ -197,6 +197,8 @@ class Client:
         """Wait for *marker* and return everything up to and including it."""
         wanted = marker.encode() if isinstance(marker, str) else marker
         deadline = self._deadline(timeout)
+        if wanted not in self._buffer:
+            self._require_not_ended("read")
         while (found := self._buffer.find(wanted)) < 0:
             if not self._fill(deadline, f"{wanted!r}"):
                 raise ConnectionEnded(
@@ -220,6 +222,8 @@ class Client:
     def read_all(self, timeout: float | None = None) -> bytes:
         """Read until the server closes the connection; :attr:`ended` says how."""
         deadline = self._deadline(timeout)
+        if not self._buffer:
+            self._require_not_ended("read")
         while self._fill(deadline, "the end of the connection"):
             pass
         data = bytes(self._buffer)
@@ -241,6 +245,19 @@ class Client:
     def _require_open(self, action: str) -> None:
         if self.ended is not None:
             raise ConnectionEnded(f"cannot {action}: the connection has ended ({self.ended})")
+
+    def _require_not_ended(self, action: str) -> None:
+        """Refuse to *action* on a connection that ended before this call, with nothing left unread.
+
+        Answering ``b""`` instead would pass for "the server sent nothing" (a
+        re-run cell would show 0 bytes received, the opposite of the truth).
+        """
+        if self.ended is not None:
+            unread = f"; received so far: {self._so_far()}" if self._buffer else ""
+            raise ConnectionEnded(
+                f"cannot {action}: this connection already ended ({self.ended}){unread}; "
+                "run the cell that opens it again"
+            )
 
     def _fill(self, deadline: float, waiting_for: str) -> bool:
         """Receive one chunk into the buffer; False once the connection has ended."""
