@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 
+import stats  # noqa: E402
 import sync_notebooks  # noqa: E402
 
 NOTEBOOKS = sync_notebooks.course()
@@ -163,3 +164,53 @@ def test_stored_outputs_are_clean(notebook: sync_notebooks.Notebook) -> None:
             assert output.get("name") != "stderr", f"cell {number} wrote to stderr: {output.text!r}"
             text = str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
             assert "ipykernel_" not in text, f"cell {number} shows a kernel-specific path"
+
+
+@pytest.mark.parametrize("notebook", SECTIONS, ids=_ids(SECTIONS))
+def test_section_fits_a_class_period(notebook: sync_notebooks.Notebook) -> None:
+    """The core path and the exercises are within tools/stats.py's budgets, and the stated minutes are honest."""
+    assert stats.measure(notebook.path).problems() == []
+
+
+def _replaced_definitions(cells: list[nbformat.NotebookNode]) -> list[str]:
+    """Names a cell imports from writing_servers after an earlier cell defined them, unannounced."""
+    defined: dict[str, int] = {}
+    found = []
+    for number, cell in enumerate(cells):
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse(cell.source)
+        announced = cell.source.lstrip().startswith("#") and "takes over" in cell.source.splitlines()[0]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("writing_servers"):
+                for alias in node.names:
+                    name = alias.asname or alias.name
+                    if name in defined and not announced:
+                        found.append(
+                            f"cell {number} imports {name} from {node.module}; cell {defined[name]} defined it"
+                        )
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                defined[node.name] = number
+    return found
+
+
+@pytest.mark.parametrize("notebook", SECTIONS, ids=_ids(SECTIONS))
+def test_a_students_definition_is_never_silently_replaced(notebook: sync_notebooks.Notebook) -> None:
+    """No cell imports from the package a name the notebook defined earlier, unless its first line says it takes over."""
+    assert _replaced_definitions(notebook.node.cells) == []
+
+
+def test_a_silent_replacement_is_found() -> None:
+    """The check above finds an unannounced re-import, and accepts one announced in the cell's first line."""
+    cells = [
+        nbformat.v4.new_code_cell("class ChatRoom:\n    pass"),
+        nbformat.v4.new_code_cell("from writing_servers.state_machines import ChatRoom, LineChat"),
+        nbformat.v4.new_code_cell(
+            "# From here on the package's ChatRoom takes over from the one above.\n"
+            "from writing_servers.state_machines import ChatRoom"
+        ),
+    ]
+    assert _replaced_definitions(cells) == [
+        "cell 1 imports ChatRoom from writing_servers.state_machines; cell 0 defined it"
+    ]

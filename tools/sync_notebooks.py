@@ -51,6 +51,9 @@ from pathlib import Path
 
 import nbformat
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import stats  # tools/stats.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 INDEX = "00-Index.ipynb"
@@ -362,9 +365,17 @@ def navigation(notebooks: list[Notebook], index: int) -> str:
 
 
 def contents(notebooks: list[Notebook]) -> str:
-    rows = ["## The notebooks", ""]
+    rows = [
+        "## The notebooks",
+        "",
+        "Each notebook is one class period: a lesson to read and run, then exercises (the minutes each",
+        "takes are beside its title). Its *Going further* sections are optional: for later, or for the curious.",
+        "",
+    ]
     for notebook in notebooks[1:]:
-        rows.append(f"- [{notebook.title}]({notebook.path.name}): {notebook.summary}")
+        core, exercises = stats.stated_minutes(notebook.node)
+        time = f" *({core} + {exercises} minutes)*" if core is not None else ""
+        rows.append(f"- [{notebook.title}]({notebook.path.name}){time}: {notebook.summary}")
     return "\n".join(rows)
 
 
