@@ -8,7 +8,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb))
 CHROMIUM  := $(or $(E2E_CHROMIUM),$(shell command -v chromium 2>/dev/null))
 
 .DEFAULT_GOAL := help
-.PHONY: help install lab test lint typecheck unit nbval e2e e2e-if-chromium soak bench stats notebooks sync clean
+.PHONY: help install lab test lint typecheck unit nbval nbval-fd-limits e2e e2e-if-chromium soak bench stats notebooks sync clean
 
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,7 +26,7 @@ install: $(STAMP) ## Create .venv (if missing) and install the course into it
 lab: $(STAMP) ## Install, then open the course in JupyterLab (on 127.0.0.1; prints the address)
 	$(BIN)/python tools/lab.py
 
-test: $(STAMP) lint typecheck unit nbval e2e-if-chromium ## Install, then run lint, types, tests, every notebook (nbval, browser)
+test: $(STAMP) lint typecheck stats unit nbval nbval-fd-limits e2e-if-chromium ## Install, then run lint, types, budgets, tests, every notebook (nbval, at low fd limits, browser)
 
 lint: $(STAMP) ## ruff: lint and formatting
 	$(BIN)/ruff check .
@@ -39,9 +39,16 @@ unit: $(STAMP) ## Unit, loopback, kernel and command-line tests
 	$(BIN)/pytest tests --ignore=tests/e2e --ignore=tests/soak
 
 # Two notebooks at a time, each in its own kernel (--dist loadfile keeps a notebook's cells together).
+NBVAL := $(BIN)/pytest -n 2 --dist loadfile --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg \
+	--nbval-cell-timeout 120 -p no:cacheprovider $(NOTEBOOKS)
+
 nbval: $(STAMP) ## Re-run every notebook and compare with its stored outputs
-	$(BIN)/pytest -n 2 --dist loadfile --nbval --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg \
-	    --nbval-cell-timeout 120 -p no:cacheprovider $(NOTEBOOKS)
+	$(NBVAL)
+
+# Students' machines start with a soft limit of 1,024 open files (Linux) or 256 (macOS).
+nbval-fd-limits: $(STAMP) ## nbval again under `ulimit -Sn 1024` and `ulimit -Sn 256`
+	bash -c 'ulimit -Sn 1024 && $(NBVAL)'
+	bash -c 'ulimit -Sn 256 && $(NBVAL)'
 
 e2e: $(STAMP) ## JupyterLab in headless chromium: run every notebook, fail on errors, screenshot each
 	E2E_CHROMIUM=$(CHROMIUM) $(BIN)/pytest tests/e2e -p no:cacheprovider
