@@ -1,14 +1,22 @@
-"""Echo, QOTD and CountingEcho, driven by StringTransport: no reactor, no sockets."""
+"""Echo, QOTD, CountingEcho and IdleTimeoutEcho, driven by StringTransport: no reactor, no sockets."""
 
 from __future__ import annotations
 
 import pytest
 from support import ADDR, CHUNKINGS, chunks, connected, feed
 from twisted.internet.protocol import Factory
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from writing_servers.protocols import QOTD, CountingEcho, CountingEchoFactory, Echo
+from writing_servers.protocols import (
+    QOTD,
+    CountingEcho,
+    CountingEchoFactory,
+    Echo,
+    IdleTimeoutEcho,
+    IdleTimeoutEchoFactory,
+)
 
 QUOTE = b"An apple a day keeps the doctor away\r\n"
 #: Text, a CRLF, a lone LF, a NUL, bytes that are not UTF-8, and non-ASCII UTF-8.
@@ -153,3 +161,46 @@ def test_counting_echo_echoes_after_the_greeting(chunking: int | str) -> None:
     feed(protocol, MESSAGE, chunking)
     assert transport.value() == MESSAGE
     assert not transport.disconnecting
+
+
+# -- IdleTimeoutEcho --------------------------------------------------------------
+
+
+def idle_connected(idle_timeout: float) -> tuple[IdleTimeoutEcho, StringTransport, Clock]:
+    """An IdleTimeoutEcho on a StringTransport whose timeouts run on a fake clock."""
+    clock = Clock()
+    protocol = IdleTimeoutEchoFactory(idle_timeout).buildProtocol(ADDR)
+    protocol.callLater = clock.callLater  # type: ignore[method-assign]
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    return protocol, transport, clock
+
+
+def test_idle_timeout_echo_closes_a_silent_client() -> None:
+    """A client that says nothing is closed once idle_timeout seconds pass, and not before."""
+    _, transport, clock = idle_connected(10)
+    clock.advance(9.9)
+    assert not transport.disconnecting
+    clock.advance(0.1)
+    assert transport.disconnecting
+    assert transport.value() == b""
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_idle_timeout_echo_keeps_a_client_that_talks(chunking: int | str) -> None:
+    """Each dataReceived restarts the idle clock, and the data is echoed, however it was chunked."""
+    protocol, transport, clock = idle_connected(10)
+    for piece in chunks(MESSAGE, chunking):
+        clock.advance(6)
+        protocol.dataReceived(piece)
+    assert transport.value() == MESSAGE
+    assert not transport.disconnecting
+    clock.advance(10)
+    assert transport.disconnecting
+
+
+def test_idle_timeout_echo_cancels_its_timer_when_the_connection_ends() -> None:
+    """A connection lost before the timeout leaves no delayed call behind."""
+    protocol, _, clock = idle_connected(10)
+    protocol.connectionLost(Failure(Exception("gone")))
+    assert clock.getDelayedCalls() == []

@@ -8,6 +8,12 @@ Three servers from the howto's first section, in modern Python 3:
   connections.  A protocol lives only as long as its connection, so the count
   lives on the factory, which outlives them all.
 
+And one for notebook 1's "Going further":
+
+* :class:`IdleTimeoutEcho` is an Echo that hangs up on a client silent for
+  longer than its factory's ``idle_timeout``.  TCP alone never notices an
+  idle peer that vanished (cable pulled, machine off); a timeout does.
+
 :func:`main` serves CountingEcho as a standalone program:
 ``python -m writing_servers.protocols --port 8000``.
 """
@@ -16,11 +22,20 @@ from collections.abc import Sequence
 
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from writing_servers.programs import run_server, server_arguments
 
-__all__ = ["QOTD", "CountingEcho", "CountingEchoFactory", "Echo", "main"]
+__all__ = [
+    "QOTD",
+    "CountingEcho",
+    "CountingEchoFactory",
+    "Echo",
+    "IdleTimeoutEcho",
+    "IdleTimeoutEchoFactory",
+    "main",
+]
 
 
 class Echo(Protocol):
@@ -39,8 +54,6 @@ class QOTD(Protocol):
 
 
 class CountingEcho(Protocol):
-    """An echo that tells each newcomer how many connections are open."""
-
     factory: "CountingEchoFactory"
 
     def __init__(self, factory: "CountingEchoFactory") -> None:
@@ -60,13 +73,40 @@ class CountingEcho(Protocol):
 
 
 class CountingEchoFactory(Factory):
-    """Build one CountingEcho per connection and keep the count they share."""
-
     def __init__(self) -> None:
         self.numProtocols = 0
 
     def buildProtocol(self, addr: IAddress) -> CountingEcho:
         return CountingEcho(self)
+
+
+class IdleTimeoutEcho(TimeoutMixin, Protocol):
+    """An echo that hangs up on a client silent for its factory's idle_timeout seconds."""
+
+    factory: "IdleTimeoutEchoFactory"
+
+    def __init__(self, factory: "IdleTimeoutEchoFactory") -> None:
+        self.factory = factory
+
+    def connectionMade(self) -> None:
+        self.setTimeout(self.factory.idle_timeout)  # timeoutConnection() runs when it expires
+
+    def dataReceived(self, data: bytes) -> None:
+        self.resetTimeout()  # the client spoke: start the idle clock again
+        self.transport.write(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.setTimeout(None)  # the connection is gone: no timeout left to fire
+
+
+class IdleTimeoutEchoFactory(Factory):
+    """How long a client may stay silent is configuration, so it lives on the factory."""
+
+    def __init__(self, idle_timeout: float) -> None:
+        self.idle_timeout = idle_timeout
+
+    def buildProtocol(self, addr: IAddress) -> IdleTimeoutEcho:
+        return IdleTimeoutEcho(self)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

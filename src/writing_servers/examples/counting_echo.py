@@ -69,8 +69,6 @@ class Echo(Protocol):
 
 
 class CountingEcho(Protocol):
-    """An echo that tells each newcomer how many connections are open."""
-
     factory: "CountingEchoFactory"
 
     def __init__(self, factory: "CountingEchoFactory") -> None:
@@ -90,12 +88,10 @@ class CountingEcho(Protocol):
 
 
 class CountingEchoFactory(Factory):
-    """Build one CountingEcho per connection and keep the count they share."""
-
     def __init__(self) -> None:
         self.numProtocols = 0
 
-    def buildProtocol(self, addr: IAddress) -> "CountingEcho":
+    def buildProtocol(self, addr: IAddress) -> CountingEcho:
         return CountingEcho(self)
 
 
