@@ -1,4 +1,4 @@
-"""loseConnection and abortConnection: BigReply, the deadline defence, and a producer that holds the close.
+"""loseConnection and abortConnection: WriteThenLose/WriteThenAbort, BigReply, the deadline defence, and a producer that holds the close.
 
 Unit tests drive the protocols through StringTransport and a fake clock;
 loopback tests check what a real client sees over TCP.
@@ -10,6 +10,7 @@ import time
 
 import pytest
 from support import ADDR, CHUNKINGS, connected, feed
+from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
@@ -24,6 +25,9 @@ from writing_servers.closing import (
     DeadlineBigReply,
     DeadlineBigReplyFactory,
     LineProducer,
+    WriteThenAbort,
+    WriteThenLose,
+    big_reply,
 )
 
 SMALL = 1000
@@ -40,6 +44,62 @@ def with_clock(factory: DeadlineBigReplyFactory) -> tuple[DeadlineBigReply, Stri
     transport = StringTransport()
     protocol.makeConnection(transport)
     return protocol, transport, clock
+
+
+# -- WriteThenLose and WriteThenAbort --------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 1, 63, 64, 65, SMALL])
+def test_big_reply_has_the_requested_size(size: int) -> None:
+    """big_reply(size) is exactly *size* bytes of the same text lines; 8 MiB by default."""
+    assert len(big_reply(size)) == size
+    assert len(big_reply()) == REPLY_SIZE
+    assert big_reply(size) == big_reply()[:size]
+
+
+def test_write_then_lose_writes_everything_then_closes_politely() -> None:
+    """The first bytes received get the whole reply, then loseConnection (no abort)."""
+    protocol, transport = connected(Factory.forProtocol(WriteThenLose))
+    assert transport.value() == b""
+    protocol.dataReceived(b"hello\r\n")
+    assert transport.value() == big_reply()
+    assert transport.disconnecting and not transport.disconnected
+
+
+def test_write_then_abort_writes_everything_then_aborts() -> None:
+    """The first bytes received get the whole reply written, then abortConnection."""
+    protocol, transport = connected(Factory.forProtocol(WriteThenAbort))
+    protocol.dataReceived(b"hello\r\n")
+    assert transport.value() == big_reply()
+    assert transport.disconnected  # StringTransport sets this only on abortConnection
+
+
+def test_write_then_lose_waits_for_a_slow_reader_then_delivers_all() -> None:
+    """Over loopback the polite close waits while the client does not read; then every byte and a clean EOF."""
+    server = lab.listen(Factory.forProtocol(WriteThenLose), name="write then lose")
+    with connect(server, timeout=10) as client:
+        client.send_line("hello")
+        server.wait_for_event("loseConnection()")
+        time.sleep(0.2)
+        assert server.open_connections == 1
+        assert client.read_all() == big_reply()
+        assert client.ended == "eof"
+    server.wait_until_idle()
+    assert events(server)[-2:] == ["loseConnection()", "connectionLost(ConnectionDone)"]
+    server.stop()
+
+
+def test_write_then_abort_sends_nothing_and_resets() -> None:
+    """Over loopback the abort ends the connection before the client reads: 0 bytes, then a reset."""
+    server = lab.listen(Factory.forProtocol(WriteThenAbort), name="write then abort")
+    with connect(server, timeout=10) as client:
+        client.send_line("hello")
+        server.wait_for_event("connectionLost")
+        assert server.open_connections == 0
+        assert client.read_all() == b""
+        assert client.ended == "reset"
+    assert events(server)[-2:] == ["abortConnection()", "connectionLost(ConnectionAborted)"]
+    server.stop()
 
 
 # -- BigReply -------------------------------------------------------------------

@@ -253,6 +253,47 @@ def test_tls_client_that_trusts_the_certificate_gets_the_quote(certificate: tupl
     assert lab.errors().take_new() == []
 
 
+def test_tls_lose_connection_waits_for_the_clients_close_notify(certificate: tuple[str, str]) -> None:
+    """Over TLS, loseConnection sends close_notify and waits for the client's: a silent client holds it open."""
+    server = tls_server(certificate)
+    context = ssl.create_default_context(cafile=certificate[0])
+    silent = connect(server, ssl_context=context, server_hostname="localhost", timeout=5)
+    assert silent.read_all() == QUOTE and silent.ended == "eof"
+    with pytest.raises(lab.LabTimeout):
+        server.wait_until_idle(timeout=0.2)
+    silent.close()
+    server.wait_until_idle()
+    answering = connect(server, ssl_context=context, server_hostname="localhost", timeout=5)
+    assert answering.read_all() == QUOTE
+    answering.sock.unwrap()  # close_notify back: the server closes at once
+    server.wait_until_idle()
+    answering.close()
+    lost = [event for event in server.trace.events() if "connectionLost" in event]
+    assert lost == ["#1 connectionLost(ConnectionLost)", "#2 connectionLost(ConnectionDone)"]
+
+
+def test_tls_deadline_aborts_a_client_that_never_answers_close_notify(certificate: tuple[str, str]) -> None:
+    """Notebook 2's DeadlineBigReply over TLS aborts a client that keeps its socket open after the reply."""
+    from writing_servers.closing import DeadlineBigReplyFactory
+
+    cert_path, key_path = certificate
+    description = (
+        "ssl:0:interface=127.0.0.1"
+        f":privateKey={quoteStringArgument(key_path)}:certKey={quoteStringArgument(cert_path)}"
+    )
+    server = lab.listen(
+        DeadlineBigReplyFactory(size=64, grace_period=0.3), name="tls deadline", endpoint=description
+    )
+    context = ssl.create_default_context(cafile=certificate[0])
+    with connect(server, ssl_context=context, server_hostname="localhost", timeout=5) as silent:
+        silent.send_line("lose")
+        assert len(silent.read_all()) == 64
+        server.wait_until_idle(timeout=5)
+    events = server.trace.events()
+    assert events[-3:] == ["#1 loseConnection()", "#1 abortConnection()", "#1 connectionLost(ConnectionLost)"]
+    server.stop()
+
+
 def test_tls_certificate_is_valid_for_the_ip_address_too(certificate: tuple[str, str]) -> None:
     """A client that dials 127.0.0.1 by address accepts the certificate as well."""
     server = tls_server(certificate)

@@ -12,8 +12,13 @@
 
 The servers here:
 
-* :class:`BigReply` answers a request line (``lose`` or ``abort``) with a
-  reply far larger than socket buffers hold, then hangs up as asked.
+* :class:`WriteThenLose` and :class:`WriteThenAbort` are the howto's shape
+  (write, then hang up at once, as QOTD does) with a reply far larger than
+  socket buffers hold (:func:`big_reply`): the notebook's first two servers.
+  They answer the client's first bytes rather than ``connectionMade``, so a
+  client is surely connected before the server hangs up.
+* :class:`BigReply` answers a request line (``lose`` or ``abort``) with that
+  reply, then hangs up as asked: the same two servers in one, for a terminal.
 * :class:`DeadlineBigReply` hangs up politely but aborts after the factory's
   ``grace_period``, using Twisted's :class:`~twisted.protocols.policies.TimeoutMixin`.
 * :class:`Countdown` sends its lines through a pull producer
@@ -44,11 +49,36 @@ __all__ = [
     "DeadlineBigReply",
     "DeadlineBigReplyFactory",
     "LineProducer",
+    "WriteThenAbort",
+    "WriteThenLose",
+    "big_reply",
     "main",
 ]
 
 #: 8 MiB: far more than the kernel's socket buffers hold on either side.
 REPLY_SIZE = 8 * 1024 * 1024
+
+
+def big_reply(size: int = REPLY_SIZE) -> bytes:
+    """*size* bytes of text lines (8 MiB by default), to send to a client that may not read them."""
+    line = b"All work and no play makes Jack a dull boy. 0123456789abcdef\r\n"
+    return (line * (size // len(line) + 1))[:size]
+
+
+class WriteThenLose(Protocol):
+    """Answer whatever arrives with a big reply, then hang up politely."""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(big_reply())
+        self.transport.loseConnection()
+
+
+class WriteThenAbort(Protocol):
+    """Answer whatever arrives with a big reply, then hang up at once."""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(big_reply())
+        self.transport.abortConnection()
 
 
 class BigReply(Protocol):
@@ -90,8 +120,7 @@ class BigReplyFactory(Factory[BigReply]):
     protocol = BigReply
 
     def __init__(self, size: int = REPLY_SIZE) -> None:
-        line = b"All work and no play makes Jack a dull boy. 0123456789abcdef\r\n"
-        self.reply = (line * (size // len(line) + 1))[:size]
+        self.reply = big_reply(size)
 
 
 class DeadlineBigReply(BigReply, TimeoutMixin):

@@ -65,6 +65,12 @@ def run_server(factory: Factory[Any], name: str, port: int, interface: str) -> i
 REPLY_SIZE = 8 * 1024 * 1024
 
 
+def big_reply(size: int = REPLY_SIZE) -> bytes:
+    """*size* bytes of text lines (8 MiB by default), to send to a client that may not read them."""
+    line = b"All work and no play makes Jack a dull boy. 0123456789abcdef\r\n"
+    return (line * (size // len(line) + 1))[:size]
+
+
 class BigReply(Protocol):
     """Answer one request line with a big reply, then hang up as asked.
 
@@ -104,8 +110,7 @@ class BigReplyFactory(Factory[BigReply]):
     protocol = BigReply
 
     def __init__(self, size: int = REPLY_SIZE) -> None:
-        line = b"All work and no play makes Jack a dull boy. 0123456789abcdef\r\n"
-        self.reply = (line * (size // len(line) + 1))[:size]
+        self.reply = big_reply(size)
 
 
 class DeadlineBigReply(BigReply, TimeoutMixin):
