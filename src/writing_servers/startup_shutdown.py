@@ -6,11 +6,16 @@ listening, however many ports share the factory and however many clients
 come and go.  That is the right moment to open and close something all the
 connections share, such as a log file.
 
-* :class:`LoggingProtocol` and :class:`LogfileFactory` are the howto's
-  logging server in Python 3.  The log is a *binary* file: every line is kept
-  exactly as the client sent it (without its line ending), so no line can
-  fail to decode.  The file's name is the operator's choice, given to the
-  factory; nothing a client sends can change where the server writes.
+* :class:`SimpleLoggingProtocol` and :class:`SimpleLogfileFactory` are the
+  howto's logging server made right for Python 3, at the howto's size: lines
+  arrive as bytes, so the log is opened in binary and each line written as
+  it came (without its CR LF).
+* :class:`LoggingProtocol` and :class:`LogfileFactory` are the same server
+  hardened for the command line (``writing-servers serve logfile``): CR LF
+  and bare LF lines, a line-length limit, a half-close's last line, and a
+  connection that outlives the factory hangs up.  The file's name is the
+  operator's choice, given to the factory; nothing a client sends can change
+  where the server writes.
 * :class:`EagerLogfileFactory` is a deliberate mistake: it opens its log in
   ``__init__`` and closes it in ``__del__``, too early and too late.
 
@@ -24,24 +29,55 @@ from io import BufferedWriter
 
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
 
 from writing_servers.helper_protocols import HalfCloseLineReceiver
 from writing_servers.programs import run_server, server_arguments
 
-__all__ = ["EagerLogfileFactory", "LogfileFactory", "LoggingProtocol", "StrPath", "main"]
+__all__ = [
+    "EagerLogfileFactory",
+    "LogfileFactory",
+    "LoggingProtocol",
+    "SimpleLogfileFactory",
+    "SimpleLoggingProtocol",
+    "StrPath",
+    "main",
+]
 
 StrPath = str | os.PathLike[str]
 
 
-class LoggingProtocol(HalfCloseLineReceiver):
-    """Append each line the client sends to the factory's log; reply nothing.
+class SimpleLoggingProtocol(LineReceiver):
+    factory: "SimpleLogfileFactory"
 
-    Lines may end in CRLF (telnet) or a bare LF (netcat); the log keeps the
-    line's bytes as they arrived, without its ending.  A last line without an
-    ending is logged when the client half-closes (``nc -N`` at the end of its
-    input); if the connection just drops, it is not.  A line over
-    ``MAX_LENGTH`` bytes closes the connection, with the reason in the
-    server's own log (this server never replies).
+    def lineReceived(self, line: bytes) -> None:
+        self.factory.log_line(line)
+
+
+class SimpleLogfileFactory(Factory[SimpleLoggingProtocol]):
+    """Write each line a client sends into one log file, open while a port listens."""
+
+    protocol = SimpleLoggingProtocol
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = path
+
+    def startFactory(self) -> None:
+        self.log = open(self.path, "ab")  # append, in binary: lines arrive as bytes
+
+    def stopFactory(self) -> None:
+        self.log.close()
+
+    def log_line(self, line: bytes) -> None:
+        self.log.write(line + b"\n")
+        self.log.flush()  # now, not when a buffer fills: `tail -f` shows each line at once
+
+
+class LoggingProtocol(HalfCloseLineReceiver):
+    """SimpleLoggingProtocol, hardened: CR LF or LF lines, a length limit, a half-close's last line.
+
+    It never replies: a line over ``MAX_LENGTH`` bytes closes the connection,
+    with the reason in the server's own log.
     """
 
     factory: "LogfileFactory"
@@ -61,11 +97,9 @@ class LoggingProtocol(HalfCloseLineReceiver):
 
 
 class LogfileFactory(Factory[LoggingProtocol]):
-    """Open the log file when listening starts, close it when listening stops.
+    """SimpleLogfileFactory, hardened: ``log`` is None while closed, and ``log_line`` says so.
 
-    *path* is chosen by whoever runs the server.  ``opened`` and ``closed``
-    count the calls of ``startFactory`` and ``stopFactory``, to show when
-    Twisted makes them.
+    ``opened`` and ``closed`` count the calls of ``startFactory`` and ``stopFactory``.
     """
 
     protocol = LoggingProtocol
@@ -98,7 +132,7 @@ class LogfileFactory(Factory[LoggingProtocol]):
 class EagerLogfileFactory(LogfileFactory):
     """A deliberate mistake: the log opens in ``__init__`` and closes in ``__del__``."""
 
-    def __init__(self, path: StrPath) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__(path)
         self.log = open(path, "ab")  # too early: nothing listens yet, and maybe nothing ever will
         self.opened += 1

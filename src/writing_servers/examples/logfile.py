@@ -94,14 +94,10 @@ StrPath = str | os.PathLike[str]
 
 
 class LoggingProtocol(HalfCloseLineReceiver):
-    """Append each line the client sends to the factory's log; reply nothing.
+    """SimpleLoggingProtocol, hardened: CR LF or LF lines, a length limit, a half-close's last line.
 
-    Lines may end in CRLF (telnet) or a bare LF (netcat); the log keeps the
-    line's bytes as they arrived, without its ending.  A last line without an
-    ending is logged when the client half-closes (``nc -N`` at the end of its
-    input); if the connection just drops, it is not.  A line over
-    ``MAX_LENGTH`` bytes closes the connection, with the reason in the
-    server's own log (this server never replies).
+    It never replies: a line over ``MAX_LENGTH`` bytes closes the connection,
+    with the reason in the server's own log.
     """
 
     factory: "LogfileFactory"
@@ -121,11 +117,9 @@ class LoggingProtocol(HalfCloseLineReceiver):
 
 
 class LogfileFactory(Factory[LoggingProtocol]):
-    """Open the log file when listening starts, close it when listening stops.
+    """SimpleLogfileFactory, hardened: ``log`` is None while closed, and ``log_line`` says so.
 
-    *path* is chosen by whoever runs the server.  ``opened`` and ``closed``
-    count the calls of ``startFactory`` and ``stopFactory``, to show when
-    Twisted makes them.
+    ``opened`` and ``closed`` count the calls of ``startFactory`` and ``stopFactory``.
     """
 
     protocol = LoggingProtocol

@@ -1,4 +1,10 @@
-"""Solutions to notebook 7's exercises."""
+"""Solutions to notebook 7's exercises.
+
+The notebook's exercise cells build on its SimpleLogfileFactory and
+SimpleLoggingProtocol; these build on the hardened LogfileFactory and
+LoggingProtocol (its "Going further" sections), so that they also take
+netcat's LF lines.  The bodies are the same on either.
+"""
 
 from twisted.internet.interfaces import IAddress
 
