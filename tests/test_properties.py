@@ -609,6 +609,14 @@ CASES = [
         greets(b"Welcome! There are currently 1 open connections; 1 since the server started.\r\n", echoes()),
         state=lambda env, factory, protocol: (factory.numProtocols, factory.totalConnections),
     ),
+    Case(
+        "IdleTimeoutEcho",
+        lambda env: protocols.IdleTimeoutEchoFactory(idle_timeout=GRACE),
+        ANY_BYTES,
+        echoes(),
+        state=timers,
+        prepare=use_clock,
+    ),
     # notebook 2: loseConnection and abortConnection
     Case(
         "BigReply",
