@@ -213,7 +213,7 @@ def program_source(module: str, names: list[str], where: str, docstring: str = "
     guard = 'if __name__ == "__main__":\n    raise SystemExit(main())'
     head = f'"""{docstring}"""\n\n' if docstring else ""
     program = head + "\n".join(unique_imports) + "\n\n\n" + "\n\n\n".join([*texts, guard]) + "\n"
-    for command in (["check", "--select", "I,F401", "--fix", "--quiet"], ["format", "--quiet"]):
+    for command in (["check", "--select", "I,F401,UP037", "--fix", "--quiet"], ["format", "--quiet"]):
         result = subprocess.run(
             [sys.executable, "-m", "ruff", *command, "--stdin-filename", "program.py", "-"],
             input=program,

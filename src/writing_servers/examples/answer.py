@@ -103,18 +103,21 @@ class TextLineReceiver(HalfCloseLineReceiver):
     * a peer that half-closes (EOF after its last line, as ``nc -N`` sends):
       its last line is answered even without a line ending, every reply is
       sent, and then the connection closes;
-    * a peer that stops reading: once Twisted's send buffer for it is full,
-      Twisted calls :meth:`pauseProducing` and we stop reading its requests
-      until it catches up.  Text that others send it (chat messages) still
-      queues; past ``MAX_UNSENT`` more bytes the connection is aborted, so
-      one stalled peer can hold only a bounded amount of the server's memory.
+    * a peer that stops reading: Twisted's send buffer for it has no limit
+      of its own, but once it holds more than ``bufferSize`` (64 KiB) Twisted
+      calls :meth:`pauseProducing`, and we stop reading the peer's requests
+      until Twisted has sent it everything (:meth:`resumeProducing`).  Text
+      that others send it (chat messages) is still written; past
+      ``MAX_UNSENT`` more bytes the connection is aborted, so one stalled
+      peer can hold only a bounded amount of the server's memory.
     """
 
     delimiter = b"\n"  # split on LF alone; a CR before it is stripped below
     MAX_LENGTH = 1024  # bytes per line, not counting the LF; bounds what a client can make us buffer
-    # Bytes queued for a peer that stopped reading, beyond Twisted's own 64 KiB buffer.  Large
-    # enough that a burst (200 people each saying 1,000 bytes at once) never cuts off a peer
-    # that is keeping up; small enough that a thousand stalled peers cost about a gigabyte at worst.
+    # Bytes we may still write to a peer after pauseProducing: Twisted's buffer is unbounded and
+    # only signals at 64 KiB, so this is the bound.  Large enough that a burst (200 people each
+    # saying 1,000 bytes at once) never cuts off a peer that is keeping up; small enough that a
+    # thousand stalled peers cost about a gigabyte at worst.
     MAX_UNSENT = 1024 * 1024
     log = Logger()
 
@@ -195,7 +198,7 @@ class TextLineReceiver(HalfCloseLineReceiver):
 
 
 class Answer(TextLineReceiver):
-    """The howto's Answer in Python 3: answers known questions, for telnet and netcat alike."""
+    """The howto's Answer in text, on TextLineReceiver: for telnet and netcat alike."""
 
     answers: ClassVar[dict[str | None, str]] = {
         "How are you?": "Fine",

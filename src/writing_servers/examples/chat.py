@@ -12,7 +12,7 @@ import argparse
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ServerEndpoint
@@ -65,18 +65,21 @@ class TextLineReceiver(HalfCloseLineReceiver):
     * a peer that half-closes (EOF after its last line, as ``nc -N`` sends):
       its last line is answered even without a line ending, every reply is
       sent, and then the connection closes;
-    * a peer that stops reading: once Twisted's send buffer for it is full,
-      Twisted calls :meth:`pauseProducing` and we stop reading its requests
-      until it catches up.  Text that others send it (chat messages) still
-      queues; past ``MAX_UNSENT`` more bytes the connection is aborted, so
-      one stalled peer can hold only a bounded amount of the server's memory.
+    * a peer that stops reading: Twisted's send buffer for it has no limit
+      of its own, but once it holds more than ``bufferSize`` (64 KiB) Twisted
+      calls :meth:`pauseProducing`, and we stop reading the peer's requests
+      until Twisted has sent it everything (:meth:`resumeProducing`).  Text
+      that others send it (chat messages) is still written; past
+      ``MAX_UNSENT`` more bytes the connection is aborted, so one stalled
+      peer can hold only a bounded amount of the server's memory.
     """
 
     delimiter = b"\n"  # split on LF alone; a CR before it is stripped below
     MAX_LENGTH = 1024  # bytes per line, not counting the LF; bounds what a client can make us buffer
-    # Bytes queued for a peer that stopped reading, beyond Twisted's own 64 KiB buffer.  Large
-    # enough that a burst (200 people each saying 1,000 bytes at once) never cuts off a peer
-    # that is keeping up; small enough that a thousand stalled peers cost about a gigabyte at worst.
+    # Bytes we may still write to a peer after pauseProducing: Twisted's buffer is unbounded and
+    # only signals at 64 KiB, so this is the bound.  Large enough that a burst (200 people each
+    # saying 1,000 bytes at once) never cuts off a peer that is keeping up; small enough that a
+    # thousand stalled peers cost about a gigabyte at worst.
     MAX_UNSENT = 1024 * 1024
     log = Logger()
 
@@ -216,6 +219,62 @@ def run_server(factory: Factory[Any], name: str, port: int, interface: str) -> i
     return 1 if failures else 0
 
 
+class ChatConnection(TextLineReceiver):
+    """One person's connection: the shared users, a name once chosen, and a state."""
+
+    def __init__(self, users: dict[str, ChatConnection]) -> None:
+        self.users = users  # the factory's dict, shared by every connection
+        self.name: str | None = None
+        self.state = "GETNAME"
+
+    def connectionMade(self) -> None:
+        self.send_text("What's your name?")
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self.name in self.users:
+            del self.users[self.name]
+
+
+class HowtoChat(ChatConnection):
+    """The howto's state machine: a name first (GETNAME), then every line goes to the others (CHAT)."""
+
+    def text_received(self, line: str) -> None:
+        if self.state == "GETNAME":
+            self.handle_GETNAME(line)
+        else:
+            self.handle_CHAT(line)
+
+    def handle_GETNAME(self, name: str) -> None:
+        if name in self.users:
+            self.send_text("Name taken, please choose another.")
+            return
+        self.send_text(f"Welcome, {name}!")
+        self.name = name
+        self.users[name] = self
+        self.state = "CHAT"
+
+    def handle_CHAT(self, message: str) -> None:
+        self.broadcast(f"<{self.name}> {message}")
+
+    def broadcast(self, line: str) -> None:
+        """Send *line* to everyone in the chat but this connection's user."""
+        for protocol in self.users.values():
+            if protocol is not self:
+                protocol.send_text(line)
+
+
+class HowtoChatFactory(Factory):
+    """Builds one chat protocol per connection, every one sharing this factory's ``users``."""
+
+    protocol = HowtoChat  # a subclass works too: factory.protocol = WhoChat
+
+    def __init__(self) -> None:
+        self.users: dict[str, ChatConnection] = {}  # maps each name to that person's connection
+
+    def buildProtocol(self, addr: IAddress) -> ChatConnection:
+        return self.protocol(self.users)
+
+
 NAME = re.compile(r"[A-Za-z0-9_-]{1,20}")
 
 
@@ -237,28 +296,19 @@ def name_problem(name: str, taken: Iterable[str]) -> str | None:
     return None
 
 
-class Chat(TextLineReceiver):
-    """One person's connection to the chat: first a name (state GETNAME), then messages (state CHAT)."""
-
-    def __init__(self, users: dict[str, "Chat"]) -> None:
-        self.users = users  # the factory's dict, shared by every connection
-        self.name: str | None = None
-        self.state: Literal["GETNAME", "CHAT"] = "GETNAME"
+class Chat(HowtoChat):
+    """The course's chat: HowtoChat with a name rule, terminal-safe messages and a faster broadcast."""
 
     def connectionMade(self) -> None:
         if ITCPTransport.providedBy(self.transport):  # a real TCP connection, not a test's transport
             # Chat lines are small and someone waits for each: send them at once, no Nagle delay.
             self.transport.setTcpNoDelay(True)
-        self.send_text("What's your name?")
+        super().connectionMade()
 
     def connectionLost(self, reason: Failure) -> None:
         # Free the name only if this connection owns it; one that never chose a name owns nothing.
         if self.name is not None and self.users.get(self.name) is self:
             del self.users[self.name]
-
-    def text_received(self, text: str) -> None:
-        handler = getattr(self, "handle_" + self.state)  # "GETNAME" -> self.handle_GETNAME
-        handler(text)
 
     def handle_GETNAME(self, name: str) -> None:
         name = name.strip()
@@ -266,18 +316,14 @@ class Chat(TextLineReceiver):
         if problem is not None:
             self.send_text(problem)
             return  # still in GETNAME: the next line is another try
-        self.send_text(f"Welcome, {name}!")
-        self.name = name
-        self.users[name] = self
-        self.state = "CHAT"
+        super().handle_GETNAME(name)
 
     def handle_CHAT(self, message: str) -> None:
         if message.strip():  # an empty line is not worth sending to anyone
-            self.broadcast(f"<{self.name}> {visible(message)}")
+            super().handle_CHAT(visible(message))
 
-    def broadcast(self, text: str) -> None:
-        """Send *text* to everyone in the chat except this connection's user."""
-        data = text.encode("utf-8") + b"\r\n"  # encoded once, however many people receive it
+    def broadcast(self, line: str) -> None:
+        data = line.encode("utf-8") + b"\r\n"  # encoded once, however many people receive it
         for protocol in list(self.users.values()):  # a copy: the loop must not see the dict change
             if protocol is not self:
                 protocol.send_bytes(data)
@@ -287,12 +333,12 @@ class Chat(TextLineReceiver):
 
 
 class ChatFactory(Factory):
-    """Builds a :class:`Chat` per connection; every one of them shares this factory's ``users``."""
+    """HowtoChatFactory for the course's :class:`Chat`: builds one per connection, all sharing ``users``."""
 
-    protocol = Chat  # a subclass of Chat works too: factory.protocol = MyChat
+    protocol = Chat  # a subclass works too: factory.protocol = MyChat
 
     def __init__(self) -> None:
-        self.users: dict[str, Chat] = {}  # maps each name to the protocol of the person using it
+        self.users: dict[str, ChatConnection] = {}  # maps each name to that person's connection
 
     def buildProtocol(self, addr: IAddress) -> Chat:
         return self.protocol(self.users)

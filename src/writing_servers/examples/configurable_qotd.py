@@ -67,7 +67,7 @@ DEFAULT_QUOTE = "An apple a day keeps the doctor away"
 class ConfigurableQOTD(Protocol):
     """Send the factory's quote (RFC 865), then close the connection."""
 
-    factory: "ConfigurableQOTDFactory"  # set by Factory.buildProtocol, after __init__
+    factory: ConfigurableQOTDFactory  # set by Factory.buildProtocol, after __init__
 
     def connectionMade(self) -> None:
         self.transport.write(self.factory.quote.encode("utf-8") + b"\r\n")

@@ -69,9 +69,9 @@ class Echo(Protocol):
 
 
 class CountingEcho(Protocol):
-    factory: "CountingEchoFactory"
+    factory: CountingEchoFactory
 
-    def __init__(self, factory: "CountingEchoFactory") -> None:
+    def __init__(self, factory: CountingEchoFactory) -> None:
         self.factory = factory
 
     def connectionMade(self) -> None:

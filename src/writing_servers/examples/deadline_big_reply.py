@@ -79,7 +79,7 @@ class BigReply(Protocol):
     polite close.
     """
 
-    factory: "BigReplyFactory"
+    factory: BigReplyFactory
 
     def __init__(self) -> None:
         self.request = b""
@@ -116,7 +116,7 @@ class BigReplyFactory(Factory[BigReply]):
 class DeadlineBigReply(BigReply, TimeoutMixin):
     """A BigReply that will not wait forever: a polite close becomes an abort after a grace period."""
 
-    factory: "DeadlineBigReplyFactory"
+    factory: DeadlineBigReplyFactory
 
     def answer(self, command: bytes) -> None:
         super().answer(command)

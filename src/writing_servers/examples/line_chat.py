@@ -11,20 +11,19 @@ from __future__ import annotations
 import argparse
 import sys
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.interfaces import (
-    IAddress,
     IConsumer,
     IHalfCloseableProtocol,
     IListeningPort,
     IPushProducer,
     ITransport,
 )
-from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
@@ -64,18 +63,21 @@ class TextLineReceiver(HalfCloseLineReceiver):
     * a peer that half-closes (EOF after its last line, as ``nc -N`` sends):
       its last line is answered even without a line ending, every reply is
       sent, and then the connection closes;
-    * a peer that stops reading: once Twisted's send buffer for it is full,
-      Twisted calls :meth:`pauseProducing` and we stop reading its requests
-      until it catches up.  Text that others send it (chat messages) still
-      queues; past ``MAX_UNSENT`` more bytes the connection is aborted, so
-      one stalled peer can hold only a bounded amount of the server's memory.
+    * a peer that stops reading: Twisted's send buffer for it has no limit
+      of its own, but once it holds more than ``bufferSize`` (64 KiB) Twisted
+      calls :meth:`pauseProducing`, and we stop reading the peer's requests
+      until Twisted has sent it everything (:meth:`resumeProducing`).  Text
+      that others send it (chat messages) is still written; past
+      ``MAX_UNSENT`` more bytes the connection is aborted, so one stalled
+      peer can hold only a bounded amount of the server's memory.
     """
 
     delimiter = b"\n"  # split on LF alone; a CR before it is stripped below
     MAX_LENGTH = 1024  # bytes per line, not counting the LF; bounds what a client can make us buffer
-    # Bytes queued for a peer that stopped reading, beyond Twisted's own 64 KiB buffer.  Large
-    # enough that a burst (200 people each saying 1,000 bytes at once) never cuts off a peer
-    # that is keeping up; small enough that a thousand stalled peers cost about a gigabyte at worst.
+    # Bytes we may still write to a peer after pauseProducing: Twisted's buffer is unbounded and
+    # only signals at 64 KiB, so this is the bound.  Large enough that a burst (200 people each
+    # saying 1,000 bytes at once) never cuts off a peer that is keeping up; small enough that a
+    # thousand stalled peers cost about a gigabyte at worst.
     MAX_UNSENT = 1024 * 1024
     log = Logger()
 
@@ -221,51 +223,44 @@ class Member(typing.Protocol):
     def deliver(self, text: str) -> None: ...
 
 
-class NameRefused(Exception):
-    """The room refused a name; the message says why, in words meant for the user."""
+def name_problem(name: str, taken: Iterable[str]) -> str | None:
+    """Why *name* cannot join beside the names *taken*, in words for the user; None if it can."""
+    if not name.strip():
+        return "Please type a name."
+    if len(name) > 20 or not name.isprintable() or any(c.isspace() or c in "<>*" for c in name):
+        return "A name is 1 to 20 printable characters, without spaces, <, > or *."
+    if name.casefold() in {other.casefold() for other in taken}:
+        return "Name taken, please choose another."
+    return None
 
 
 class ChatRoom:
-    """Who is in the chat, under which name, and who hears what.  No networking at all.
-
-    The rules: a name must not be blank or taken (in any case), and is at
-    most 20 printable characters with no spaces, ``<``, ``>`` or ``*``, so
-    that no name can pass for part of a line (``<alice>``); everyone hears
-    when someone joins or leaves; a message goes to everyone but its sender;
-    a blank message goes nowhere.
-    """
+    """Who is in the chat, and who hears what: the application alone, with no network and no bytes."""
 
     def __init__(self) -> None:
         self.members: dict[str, Member] = {}
 
-    def join(self, name: str, member: Member) -> None:
-        """Admit *member* under *name*, or raise NameRefused saying why not."""
-        if not name.strip():
-            raise NameRefused("Please type a name.")
-        if len(name) > 20 or not name.isprintable() or any(c.isspace() or c in "<>*" for c in name):
-            raise NameRefused("A name is 1 to 20 printable characters, without spaces, <, > or *.")
-        if name.casefold() in {member.casefold() for member in self.members}:
-            raise NameRefused("Name taken, please choose another.")
+    def join(self, name: str, member: Member) -> str | None:
+        """Add *member* as *name* and return None; or return why the name is refused."""
+        if refusal := name_problem(name, self.members):
+            return refusal
         self.broadcast(f"* {name} has joined")
         self.members[name] = member
         member.deliver(f"Welcome, {name}!")
+        return None
 
     def leave(self, name: str) -> None:
-        """Forget *name*, if it had joined, and tell the others."""
         if self.members.pop(name, None) is not None:
             self.broadcast(f"* {name} has left")
 
     def say(self, name: str, text: str) -> None:
-        """Pass *text* from *name* to every other member."""
         if text.strip():
             self.broadcast(f"<{name}> {text}", exclude=name)
 
     def who(self) -> list[str]:
-        """The names of everyone here, sorted."""
         return sorted(self.members)
 
     def broadcast(self, text: str, exclude: str | None = None) -> None:
-        """Deliver *text* to every member except *exclude*."""
         for name, member in list(self.members.items()):  # a copy: delivering may make someone leave
             if name != exclude:
                 member.deliver(text)
@@ -281,56 +276,41 @@ class Inbox:
         self.received.append(text)
 
 
-class LineChat(TextLineReceiver):
-    """The chat for people at a terminal: a two-state machine between the framing and the room.
+class ChatFactory(Factory):
+    """Builds *front_end* protocols that all share one room: each reaches it as ``self.factory.room``."""
 
-    In state ``GETNAME`` each line is a name to try; in ``CHAT`` each line is
-    a message.  Each handler makes one call on the room and nothing more.
-    """
-
-    def __init__(self, room: ChatRoom) -> None:
+    def __init__(self, room: ChatRoom, front_end: type[Protocol]) -> None:
         self.room = room
-        self.name = ""  # set once the room accepts a name
-        self.state = "GETNAME"
+        self.protocol = front_end  # Factory.buildProtocol builds one and sets its .factory
+
+
+class LineChat(TextLineReceiver):
+    """A terminal's side of the chat: in state GETNAME a line is a name to try, in CHAT a message."""
+
+    state = "GETNAME"
+    name = ""  # set once the room accepts a name
 
     def connectionMade(self) -> None:
         self.send_text("What's your name?")
 
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
+    def connectionLost(self, reason: object = None) -> None:
         if self.state == "CHAT":
-            self.room.leave(self.name)
+            self.factory.room.leave(self.name)
 
     def text_received(self, text: str) -> None:
         getattr(self, "handle_" + self.state)(text)
 
     def handle_GETNAME(self, name: str) -> None:
-        try:
-            self.room.join(name, self)
-        except NameRefused as refusal:
-            self.send_text(str(refusal))
-            return  # ends this line only: the next line is another try
-        self.name = name
-        self.state = "CHAT"
+        if refusal := self.factory.room.join(name, self):
+            self.send_text(refusal)
+            return  # this line only: the next line is another try
+        self.name, self.state = name, "CHAT"
 
     def handle_CHAT(self, text: str) -> None:
-        self.room.say(self.name, text)
+        self.factory.room.say(self.name, text)
 
     def deliver(self, text: str) -> None:
-        """What the room sends this member goes out as one line, safe for a terminal to show."""
-        self.send_text(visible(text))  # no one's escape sequence moves another's cursor
-
-
-class ChatFactory(Factory):
-    """Build one front-end protocol per connection, every one of them talking to the same room."""
-
-    def __init__(self, room: ChatRoom, front_end: Callable[[ChatRoom], Protocol]) -> None:
-        self.room = room
-        self.front_end = front_end
-
-    def buildProtocol(self, addr: IAddress) -> Protocol:
-        protocol = self.front_end(self.room)
-        protocol.factory = self
-        return protocol
+        self.send_text(visible(text))  # control characters spelled out: see "Going further"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -100,7 +100,7 @@ class LoggingProtocol(HalfCloseLineReceiver):
     with the reason in the server's own log.
     """
 
-    factory: "LogfileFactory"
+    factory: LogfileFactory
     delimiter = b"\n"  # split on LF alone; a CR before it is stripped below
     MAX_LENGTH = 1024  # bytes per line; a longer one closes the connection
     log = Logger()
