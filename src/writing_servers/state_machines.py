@@ -7,21 +7,25 @@ the application, make a method call).  A minimal chat makes both concrete,
 in three layers:
 
 * the application: :class:`ChatRoom` decides who may join under which name
-  and who hears what.  It imports nothing from Twisted and never sees a byte;
-  it reaches its members through one method, ``deliver(text)``
-  (:class:`Member`), so an :class:`Inbox` can stand in for a connection.
+  (:func:`name_problem`) and who hears what.  It imports nothing from Twisted
+  and never sees a byte; it reaches its members through one method,
+  ``deliver(text)`` (:class:`Member`), so an :class:`Inbox` can stand in for
+  a connection.
 * the conversation: :class:`LineChat` is a two-state machine (``GETNAME``,
   then ``CHAT``) that dispatches each line to ``handle_<STATE>`` and turns it
-  into one call on the room.
+  into one call on the room, which it reaches as ``self.factory.room``.
 * the framing: :class:`~writing_servers.helper_protocols.TextLineReceiver`
   (notebook 4) cuts the byte stream into lines of text.
 
-:class:`JsonChat` is a second front end for the same room (one JSON object
-per line, for programs), and :class:`ChatFactory` serves either.
+:class:`ChatFactory` serves any front end on one room; :class:`JsonChat` is a
+second front end (one JSON object per line, for programs).
 :class:`TangledChat` is the anti-example: all three layers in one
 ``dataReceived``, with the bug that shape invites.  :func:`play` runs a
 conversation through ``StringTransport``, chunked as you choose, with no
 network at all.
+
+Annotations that name a class of this module defined in another notebook
+cell are quoted (``"ChatRoom"``), so that each cell runs on its own.
 
 :func:`main` serves LineChat as a standalone program:
 ``python -m writing_servers.state_machines --port 8000``.
@@ -29,7 +33,7 @@ network at all.
 
 import json
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IAddress, IProtocol
@@ -47,10 +51,10 @@ __all__ = [
     "JsonChat",
     "LineChat",
     "Member",
-    "NameRefused",
     "TangledChat",
     "TangledChatFactory",
     "main",
+    "name_problem",
     "play",
 ]
 
@@ -64,51 +68,44 @@ class Member(typing.Protocol):
     def deliver(self, text: str) -> None: ...
 
 
-class NameRefused(Exception):
-    """The room refused a name; the message says why, in words meant for the user."""
+def name_problem(name: str, taken: Iterable[str]) -> str | None:
+    """Why *name* cannot join beside the names *taken*, in words for the user; None if it can."""
+    if not name.strip():
+        return "Please type a name."
+    if len(name) > 20 or not name.isprintable() or any(c.isspace() or c in "<>*" for c in name):
+        return "A name is 1 to 20 printable characters, without spaces, <, > or *."
+    if name.casefold() in {other.casefold() for other in taken}:
+        return "Name taken, please choose another."
+    return None
 
 
 class ChatRoom:
-    """Who is in the chat, under which name, and who hears what.  No networking at all.
-
-    The rules: a name must not be blank or taken (in any case), and is at
-    most 20 printable characters with no spaces, ``<``, ``>`` or ``*``, so
-    that no name can pass for part of a line (``<alice>``); everyone hears
-    when someone joins or leaves; a message goes to everyone but its sender;
-    a blank message goes nowhere.
-    """
+    """Who is in the chat, and who hears what: the application alone, with no network and no bytes."""
 
     def __init__(self) -> None:
         self.members: dict[str, Member] = {}
 
-    def join(self, name: str, member: Member) -> None:
-        """Admit *member* under *name*, or raise NameRefused saying why not."""
-        if not name.strip():
-            raise NameRefused("Please type a name.")
-        if len(name) > 20 or not name.isprintable() or any(c.isspace() or c in "<>*" for c in name):
-            raise NameRefused("A name is 1 to 20 printable characters, without spaces, <, > or *.")
-        if name.casefold() in {member.casefold() for member in self.members}:
-            raise NameRefused("Name taken, please choose another.")
+    def join(self, name: str, member: "Member") -> str | None:
+        """Add *member* as *name* and return None; or return why the name is refused."""
+        if refusal := name_problem(name, self.members):
+            return refusal
         self.broadcast(f"* {name} has joined")
         self.members[name] = member
         member.deliver(f"Welcome, {name}!")
+        return None
 
     def leave(self, name: str) -> None:
-        """Forget *name*, if it had joined, and tell the others."""
         if self.members.pop(name, None) is not None:
             self.broadcast(f"* {name} has left")
 
     def say(self, name: str, text: str) -> None:
-        """Pass *text* from *name* to every other member."""
         if text.strip():
             self.broadcast(f"<{name}> {text}", exclude=name)
 
     def who(self) -> list[str]:
-        """The names of everyone here, sorted."""
         return sorted(self.members)
 
     def broadcast(self, text: str, exclude: str | None = None) -> None:
-        """Deliver *text* to every member except *exclude*."""
         for name, member in list(self.members.items()):  # a copy: delivering may make someone leave
             if name != exclude:
                 member.deliver(text)
@@ -127,43 +124,41 @@ class Inbox:
 # -- the conversation: small state machines on top of the framing ----------------------------------
 
 
-class LineChat(TextLineReceiver):
-    """The chat for people at a terminal: a two-state machine between the framing and the room.
+class ChatFactory(Factory):
+    """Builds *front_end* protocols that all share one room: each reaches it as ``self.factory.room``."""
 
-    In state ``GETNAME`` each line is a name to try; in ``CHAT`` each line is
-    a message.  Each handler makes one call on the room and nothing more.
-    """
-
-    def __init__(self, room: ChatRoom) -> None:
+    def __init__(self, room: "ChatRoom", front_end: type[Protocol]) -> None:
         self.room = room
-        self.name = ""  # set once the room accepts a name
-        self.state = "GETNAME"
+        self.protocol = front_end  # Factory.buildProtocol builds one and sets its .factory
+
+
+class LineChat(TextLineReceiver):
+    """A terminal's side of the chat: in state GETNAME a line is a name to try, in CHAT a message."""
+
+    state = "GETNAME"
+    name = ""  # set once the room accepts a name
 
     def connectionMade(self) -> None:
         self.send_text("What's your name?")
 
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
+    def connectionLost(self, reason: object = None) -> None:
         if self.state == "CHAT":
-            self.room.leave(self.name)
+            self.factory.room.leave(self.name)
 
     def text_received(self, text: str) -> None:
         getattr(self, "handle_" + self.state)(text)
 
     def handle_GETNAME(self, name: str) -> None:
-        try:
-            self.room.join(name, self)
-        except NameRefused as refusal:
-            self.send_text(str(refusal))
-            return  # ends this line only: the next line is another try
-        self.name = name
-        self.state = "CHAT"
+        if refusal := self.factory.room.join(name, self):
+            self.send_text(refusal)
+            return  # this line only: the next line is another try
+        self.name, self.state = name, "CHAT"
 
     def handle_CHAT(self, text: str) -> None:
-        self.room.say(self.name, text)
+        self.factory.room.say(self.name, text)
 
     def deliver(self, text: str) -> None:
-        """What the room sends this member goes out as one line, safe for a terminal to show."""
-        self.send_text(visible(text))  # no one's escape sequence moves another's cursor
+        self.send_text(visible(text))  # control characters spelled out: see "Going further"
 
 
 class JsonChat(TextLineReceiver):
@@ -171,18 +166,16 @@ class JsonChat(TextLineReceiver):
 
     Requests are ``{"join": name}``, then ``{"say": text}`` or ``{"who": ""}``.
     What the room delivers comes back as ``{"text": ...}``, a refusal as
-    ``{"error": ...}``.  Which requests are allowed depends on the state, so
-    the dispatch goes by state *and* request: ``handle_GETNAME_join``.
+    ``{"error": ...}``.  Which requests exist depends on the state, so the
+    dispatch goes by state *and* request: ``handle_GETNAME_join``.
     """
 
-    def __init__(self, room: ChatRoom) -> None:
-        self.room = room
-        self.name = ""
-        self.state = "GETNAME"
+    state = "GETNAME"
+    name = ""
 
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
+    def connectionLost(self, reason: object = None) -> None:
         if self.state == "CHAT":
-            self.room.leave(self.name)
+            self.factory.room.leave(self.name)
 
     def text_received(self, text: str) -> None:
         try:
@@ -203,19 +196,16 @@ class JsonChat(TextLineReceiver):
             handler(argument)
 
     def handle_GETNAME_join(self, name: str) -> None:
-        try:
-            self.room.join(name, self)
-        except NameRefused as refusal:
-            self.send_json(error=str(refusal))
+        if refusal := self.factory.room.join(name, self):
+            self.send_json(error=refusal)
             return
-        self.name = name
-        self.state = "CHAT"
+        self.name, self.state = name, "CHAT"
 
     def handle_CHAT_say(self, text: str) -> None:
-        self.room.say(self.name, text)
+        self.factory.room.say(self.name, text)
 
     def handle_CHAT_who(self, _: str) -> None:
-        self.send_json(who=self.room.who())
+        self.send_json(who=self.factory.room.who())
 
     def deliver(self, text: str) -> None:
         self.send_json(text=text)
@@ -227,19 +217,6 @@ class JsonChat(TextLineReceiver):
     def send_json(self, **message: object) -> None:
         """Send *message* as one line of JSON (UTF-8 as it is, not \\u-escaped)."""
         self.send_text(json.dumps(message, ensure_ascii=False))
-
-
-class ChatFactory(Factory):
-    """Build one front-end protocol per connection, every one of them talking to the same room."""
-
-    def __init__(self, room: ChatRoom, front_end: Callable[[ChatRoom], Protocol]) -> None:
-        self.room = room
-        self.front_end = front_end
-
-    def buildProtocol(self, addr: IAddress) -> Protocol:
-        protocol = self.front_end(self.room)
-        protocol.factory = self
-        return protocol
 
 
 # -- the anti-example: every level in one method -------------------------------------------------

@@ -1,10 +1,9 @@
 """Solutions to notebook 5's exercises."""
 
-from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Factory
 from twisted.internet.testing import StringTransport
 
-from writing_servers.state_machines import ChatRoom, LineChat
+from writing_servers.state_machines import LineChat
 
 
 class WhoChat(LineChat):
@@ -12,7 +11,7 @@ class WhoChat(LineChat):
 
     def handle_CHAT(self, text: str) -> None:
         if text == "/who":
-            self.send_text("Here: " + ", ".join(self.room.who()))
+            self.send_text("Here: " + ", ".join(self.factory.room.who()))
         else:
             super().handle_CHAT(text)
 
@@ -21,10 +20,7 @@ class PasswordChat(LineChat):
     """LineChat with a PASSWORD state before GETNAME."""
 
     password = "twisted"
-
-    def __init__(self, room: ChatRoom) -> None:
-        super().__init__(room)
-        self.state = "PASSWORD"
+    state = "PASSWORD"
 
     def connectionMade(self) -> None:
         self.send_text("Password?")
@@ -39,9 +35,8 @@ class PasswordChat(LineChat):
 
 def test_second_name_in_one_chunk(factory: Factory) -> None:
     """A client whose first name is taken can send another in the same chunk, and is welcomed."""
-    address = IPv4Address("TCP", "127.0.0.1", 0)
-    alice, alice_transport = factory.buildProtocol(address), StringTransport()
-    bob, bob_transport = factory.buildProtocol(address), StringTransport()
+    alice, alice_transport = factory.buildProtocol(None), StringTransport()
+    bob, bob_transport = factory.buildProtocol(None), StringTransport()
     alice.makeConnection(alice_transport)
     bob.makeConnection(bob_transport)
     alice.dataReceived(b"alice\r\n")
