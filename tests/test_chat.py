@@ -1,4 +1,4 @@
-"""The chat server: names, relaying and bad input with StringTransport, then three clients over loopback."""
+"""The howto's chat, its forgotten-return bug, and the course's Chat: StringTransport first, then over loopback."""
 
 from __future__ import annotations
 
@@ -13,7 +13,16 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from writing_servers import lab
-from writing_servers.chat import NAME_RULE, Chat, ChatFactory, name_problem, visible
+from writing_servers.chat import (
+    NAME_RULE,
+    Chat,
+    ChatFactory,
+    ForgetfulChat,
+    HowtoChat,
+    HowtoChatFactory,
+    name_problem,
+    visible,
+)
 from writing_servers.clients import connect
 
 PROMPT = b"What's your name?\r\n"
@@ -28,7 +37,9 @@ def welcome(name: str) -> bytes:
     return f"Welcome, {name}!\r\n".encode()
 
 
-def join(factory: ChatFactory, name: str, chunking: int | str = "whole") -> tuple[Any, StringTransport]:
+def join(
+    factory: HowtoChatFactory | ChatFactory, name: str, chunking: int | str = "whole"
+) -> tuple[Any, StringTransport]:
     """A new connection that has chosen *name*; its transport is cleared after the welcome."""
     protocol, transport = connected(factory)
     feed(protocol, name.encode() + b"\r\n", chunking)
@@ -37,9 +48,88 @@ def join(factory: ChatFactory, name: str, chunking: int | str = "whole") -> tupl
     return protocol, transport
 
 
-def hang_up(protocol: Chat) -> None:
+def hang_up(protocol: HowtoChat) -> None:
     """What the reactor does when a connection closes."""
     protocol.connectionLost(Failure(ConnectionDone()))
+
+
+# -- the howto's chat, and the same chat without its return --------------------------------------
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_howto_chat_refuses_a_taken_name_and_relays_to_the_others(chunking: int | str) -> None:
+    """HowtoChat: a taken name is refused and the next line is another try; lines go to everyone else."""
+    factory = HowtoChatFactory()
+    alice, alice_transport = join(factory, "alice", chunking)
+    bob, bob_transport = connected(factory)
+    feed(bob, b"alice\r\n", chunking)
+    assert bob_transport.value() == PROMPT + TAKEN
+    assert bob.state == "GETNAME" and factory.users == {"alice": alice}
+    feed(bob, b"bob\n", chunking)  # netcat's bare LF works too
+    assert bob_transport.value() == PROMPT + TAKEN + welcome("bob")
+    bob_transport.clear()
+    feed(alice, b"hi bob\r\n", chunking)
+    assert bob_transport.value() == b"<alice> hi bob\r\n"
+    assert alice_transport.value() == b""
+
+
+def test_howto_chat_relays_what_it_gets() -> None:
+    """HowtoChat has no name rule and spells nothing out: that is what Chat adds."""
+    factory = HowtoChatFactory()
+    _, _ = join(factory, "<alice>")
+    mallory, _ = join(factory, "mallory")
+    listener, listener_transport = join(factory, "bob")
+    mallory.dataReceived(b"hi\r<alice> trust me\r\n")  # TextLineReceiver strips only the CR before LF
+    assert listener_transport.value() == b"<mallory> hi\r<alice> trust me\r\n"
+    assert isinstance(listener, HowtoChat) and not isinstance(listener, Chat)
+
+
+def test_howto_chat_frees_the_name_on_disconnect() -> None:
+    """connectionLost removes the user, so the name can be chosen again."""
+    factory = HowtoChatFactory()
+    alice, _ = join(factory, "alice")
+    visitor, _ = connected(factory)
+    hang_up(visitor)  # never had a name: changes nothing
+    assert factory.users == {"alice": alice}
+    hang_up(alice)
+    assert factory.users == {}
+    again, _ = join(factory, "alice")
+    assert factory.users == {"alice": again}
+
+
+def test_forgetful_chat_welcomes_a_taken_name_and_steals_it() -> None:
+    """Without the return, a taken name is refused *and* welcomed; the newcomer takes the entry in users."""
+    factory = HowtoChatFactory()
+    factory.protocol = ForgetfulChat
+    alice, alice_transport = join(factory, "alice")
+    bob, bob_transport = join(factory, "bob")
+    mallory, mallory_transport = connected(factory)
+    mallory.dataReceived(b"alice\r\n")
+    assert mallory_transport.value() == PROMPT + TAKEN + welcome("alice")
+    assert factory.users["alice"] is mallory
+    mallory_transport.clear()
+    bob.dataReceived(b"hunter2\r\n")
+    assert mallory_transport.value() == b"<bob> hunter2\r\n"
+    assert alice_transport.value() == b""  # the real alice is no longer reachable
+    hang_up(alice)  # and her leaving deletes mallory's entry
+    assert factory.users == {"bob": bob}
+    assert bob_transport.value() == b""
+
+
+def test_howto_factory_serves_a_subclass_with_shared_users() -> None:
+    """factory.protocol may be any HowtoChat subclass; every protocol shares the factory's users."""
+
+    class Shouting(HowtoChat):
+        def handle_CHAT(self, message: str) -> None:
+            super().handle_CHAT(message.upper())
+
+    factory = HowtoChatFactory()
+    factory.protocol = Shouting
+    alice, _ = join(factory, "alice")
+    _, bob_transport = join(factory, "bob")
+    assert isinstance(alice, Shouting) and alice.users is factory.users
+    alice.dataReceived(b"hi\r\n")
+    assert bob_transport.value() == b"<alice> HI\r\n"
 
 
 # -- the two rules, as plain functions ------------------------------------------------------------
@@ -381,40 +471,61 @@ def test_factory_builds_the_configured_protocol_with_shared_users() -> None:
 # -- over loopback -------------------------------------------------------------------------------
 
 
-def test_the_howto_session_over_loopback() -> None:
-    """Alice, bob and carrol (on netcat) replay the howto's session; each sees exactly the others' lines."""
-    factory = ChatFactory()
+#: The howto's sample session, as bob's terminal shows it: (typed, line bob reads next) in order.
+HOWTO_SESSION_BOB = [
+    "What's your name?",
+    "> test",
+    "Name taken, please choose another.",
+    "> bob",
+    "Welcome, bob!",
+    "> hello",
+    "<alice> hi bob",
+    "> twisted makes writing servers so easy!",
+    "<alice> I couldn't agree more",
+    "<carrol> yeah, it's great",
+]
+
+
+@pytest.mark.parametrize("make_factory", [HowtoChatFactory, ChatFactory], ids=["HowtoChat", "Chat"])
+def test_the_howto_session_over_loopback(make_factory: type[HowtoChatFactory] | type[ChatFactory]) -> None:
+    """test, alice and carrol are here; bob's terminal then shows exactly the howto's sample session."""
+    factory = make_factory()
     server = lab.listen(factory, name="test-chat")
-    with (
-        connect(server, timeout=5, title="alice") as alice,
-        connect(server, timeout=5, title="bob") as bob,
-        connect(server, timeout=5, title="carrol") as carrol,
-    ):
-        assert alice.read_line() == "What's your name?"
-        alice.send_line("alice")
-        assert alice.read_line() == "Welcome, alice!"
-        assert bob.read_line() == "What's your name?"
-        bob.send_line("alice")
-        assert bob.read_line() == "Name taken, please choose another."
-        bob.send_line("bob")
-        assert bob.read_line() == "Welcome, bob!"
+    people = {}
+    for name in ["test", "alice", "carrol"]:
+        people[name] = connect(server, timeout=5, title=name)
+        assert people[name].read_line() == "What's your name?"
+        people[name].send_line(name, ending=b"\n" if name == "carrol" else b"\r\n")
+        assert people[name].read_line() == f"Welcome, {name}!"
+    alice, carrol = people["alice"], people["carrol"]
+    shown = []
+    with connect(server, timeout=5, title="bob") as bob:
+
+        def bob_types(line: str) -> None:
+            bob.send_line(line)
+            shown.append(f"> {line}")
+
+        shown.append(bob.read_line())
+        for attempt in ["test", "bob"]:
+            bob_types(attempt)
+            shown.append(bob.read_line())
+        bob_types("hello")
+        assert alice.read_line() == carrol.read_line() == "<bob> hello"
         alice.send_line("hi bob")
-        assert bob.read_line() == "<alice> hi bob"
-        bob.send_line("twisted makes writing servers so easy!")
+        shown.append(bob.read_line())
+        bob_types("twisted makes writing servers so easy!")
         assert alice.read_line() == "<bob> twisted makes writing servers so easy!"
         alice.send_line("I couldn't agree more")
-        assert bob.read_line() == "<alice> I couldn't agree more"
-        assert carrol.read_line() == "What's your name?"
-        carrol.send_line("carrol", ending=b"\n")
-        assert carrol.read_line() == "Welcome, carrol!"
-        assert lab.call(lambda: sorted(factory.users)) == ["alice", "bob", "carrol"]
+        shown.append(bob.read_line())
+        assert carrol.read_lines(3)[-1] == "<alice> I couldn't agree more"
         carrol.send_line("yeah, it's great", ending=b"\n")
-        assert alice.read_line() == "<carrol> yeah, it's great"
-        assert bob.read_line() == "<carrol> yeah, it's great"
+        shown.append(bob.read_line())
+        assert lab.call(lambda: sorted(factory.users)) == ["alice", "bob", "carrol", "test"]
+    for client in people.values():
+        client.close()
     server.wait_until_idle()
+    assert shown == HOWTO_SESSION_BOB
     assert factory.users == {}
-    assert alice.transcript.received().count(b"\n") == 4
-    assert carrol.transcript.received() == PROMPT + welcome("carrol")
     assert lab.errors().take_new() == []
 
 

@@ -1,40 +1,33 @@
-"""Section "Putting it All Together": a chat server.
+"""Section "Putting it All Together": the howto's chat server, then the course's.
 
-The howto's last example uses everything before it at once:
+The howto's last example uses everything before it at once: shared state on
+the factory (``users``, a dict from each chosen name to that person's
+connection, the same dict for every connection), a state machine per
+connection (``GETNAME`` until a free name is chosen, then ``CHAT``; each line
+goes to ``handle_<STATE>``), and one protocol writing to the others.
 
-* **shared state on the factory**: :class:`ChatFactory` keeps ``users``, a
-  dict from each chosen name to that user's protocol, and hands the same dict
-  to every connection, so one connection can write to all the others;
-* **a state machine per connection**: a :class:`Chat` is in state
-  ``GETNAME`` until its user picks a valid, free name, then in ``CHAT``; each
-  line goes to the method ``handle_<STATE>``;
-* **a helper protocol underneath**: :class:`~writing_servers.helper_protocols.TextLineReceiver`
-  accepts telnet's CRLF and netcat's bare LF, refuses lines that are not
-  UTF-8, and closes the connection on an overlong line.
+* :class:`ChatConnection` and :class:`HowtoChat` are the howto's ``Chat``,
+  in text (on :class:`~writing_servers.helper_protocols.TextLineReceiver`),
+  split in two only so that each part fits on a screen: the connection's
+  events, then the state machine.  :class:`HowtoChatFactory` is the howto's
+  ``ChatFactory``.
+* :class:`ForgetfulChat` is :class:`HowtoChat` with the ``return`` after
+  "Name taken" forgotten: a taken name is welcomed anyway and steals the
+  entry in ``users``.  A bug to look at, not to use.
+* :class:`Chat` and :class:`ChatFactory` are the course's chat, the one
+  ``writing-servers serve chat`` runs: :class:`HowtoChat` plus a name rule
+  (:func:`name_problem`), control characters spelled out
+  (:func:`~writing_servers.helper_protocols.visible`), names freed only by
+  their owner, TCP_NODELAY and a broadcast that encodes each line once.
+  Like every ``TextLineReceiver``, both chats cut off a peer that stops
+  reading once ``MAX_UNSENT`` bytes wait for it.
 
-Where it differs from the howto's listing, on purpose:
-
-* a taken name is refused and *nothing else happens*: ``handle_GETNAME``
-  returns after the refusal instead of falling through to the welcome;
-* names follow one rule (:data:`NAME_RULE`, checked by :func:`name_problem`),
-  so nobody can call themselves ``<alice>`` or ``ALICE`` while ``alice`` is
-  here;
-* a name is freed only by the connection that owns it;
-* control characters in messages are spelled out
-  (:func:`~writing_servers.helper_protocols.visible`), so one
-  user cannot move the cursor, recolour text or overwrite a line on another
-  user's terminal;
-* someone who stops reading cannot make the server hold everyone's messages
-  for them forever: past a limit their connection is aborted
-  (``TextLineReceiver.MAX_UNSENT``), and the others never wait for them.
-
-:func:`main` serves the chat as a standalone program:
+:func:`main` serves :class:`Chat` as a standalone program:
 ``python -m writing_servers.chat --port 8000``.
 """
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Literal
 
 from twisted.internet.interfaces import IAddress, ITCPTransport
 from twisted.internet.protocol import Factory
@@ -43,7 +36,89 @@ from twisted.python.failure import Failure
 from writing_servers.helper_protocols import TextLineReceiver, visible
 from writing_servers.programs import run_server, server_arguments
 
-__all__ = ["NAME", "NAME_RULE", "Chat", "ChatFactory", "main", "name_problem", "visible"]
+__all__ = [
+    "NAME",
+    "NAME_RULE",
+    "Chat",
+    "ChatConnection",
+    "ChatFactory",
+    "ForgetfulChat",
+    "HowtoChat",
+    "HowtoChatFactory",
+    "main",
+    "name_problem",
+    "visible",
+]
+
+
+class ChatConnection(TextLineReceiver):
+    """One person's connection: the shared users, a name once chosen, and a state."""
+
+    def __init__(self, users: dict[str, "ChatConnection"]) -> None:
+        self.users = users  # the factory's dict, shared by every connection
+        self.name: str | None = None
+        self.state = "GETNAME"
+
+    def connectionMade(self) -> None:
+        self.send_text("What's your name?")
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self.name in self.users:
+            del self.users[self.name]
+
+
+class HowtoChat(ChatConnection):
+    """The howto's state machine: a name first (GETNAME), then every line goes to the others (CHAT)."""
+
+    def text_received(self, line: str) -> None:
+        if self.state == "GETNAME":
+            self.handle_GETNAME(line)
+        else:
+            self.handle_CHAT(line)
+
+    def handle_GETNAME(self, name: str) -> None:
+        if name in self.users:
+            self.send_text("Name taken, please choose another.")
+            return
+        self.send_text(f"Welcome, {name}!")
+        self.name = name
+        self.users[name] = self
+        self.state = "CHAT"
+
+    def handle_CHAT(self, message: str) -> None:
+        self.broadcast(f"<{self.name}> {message}")
+
+    def broadcast(self, line: str) -> None:
+        """Send *line* to everyone in the chat but this connection's user."""
+        for protocol in self.users.values():
+            if protocol is not self:
+                protocol.send_text(line)
+
+
+class HowtoChatFactory(Factory):
+    """Builds one chat protocol per connection, every one sharing this factory's ``users``."""
+
+    protocol = HowtoChat  # a subclass works too: factory.protocol = WhoChat
+
+    def __init__(self) -> None:
+        self.users: dict[str, ChatConnection] = {}  # maps each name to that person's connection
+
+    def buildProtocol(self, addr: IAddress) -> ChatConnection:
+        return self.protocol(self.users)
+
+
+class ForgetfulChat(HowtoChat):
+    """HowtoChat without the ``return`` after "Name taken": a bug to look at, not to use."""
+
+    def handle_GETNAME(self, name: str) -> None:
+        if name in self.users:
+            self.send_text("Name taken, please choose another.")
+            # (the return is missing here)
+        self.send_text(f"Welcome, {name}!")
+        self.name = name
+        self.users[name] = self
+        self.state = "CHAT"
+
 
 #: A valid name: ASCII letters, digits, "-" and "_", 1 to 20 of them.
 NAME = re.compile(r"[A-Za-z0-9_-]{1,20}")
@@ -66,28 +141,19 @@ def name_problem(name: str, taken: Iterable[str]) -> str | None:
     return None
 
 
-class Chat(TextLineReceiver):
-    """One person's connection to the chat: first a name (state GETNAME), then messages (state CHAT)."""
-
-    def __init__(self, users: dict[str, "Chat"]) -> None:
-        self.users = users  # the factory's dict, shared by every connection
-        self.name: str | None = None
-        self.state: Literal["GETNAME", "CHAT"] = "GETNAME"
+class Chat(HowtoChat):
+    """The course's chat: HowtoChat with a name rule, terminal-safe messages and a faster broadcast."""
 
     def connectionMade(self) -> None:
         if ITCPTransport.providedBy(self.transport):  # a real TCP connection, not a test's transport
             # Chat lines are small and someone waits for each: send them at once, no Nagle delay.
             self.transport.setTcpNoDelay(True)
-        self.send_text("What's your name?")
+        super().connectionMade()
 
     def connectionLost(self, reason: Failure) -> None:
         # Free the name only if this connection owns it; one that never chose a name owns nothing.
         if self.name is not None and self.users.get(self.name) is self:
             del self.users[self.name]
-
-    def text_received(self, text: str) -> None:
-        handler = getattr(self, "handle_" + self.state)  # "GETNAME" -> self.handle_GETNAME
-        handler(text)
 
     def handle_GETNAME(self, name: str) -> None:
         name = name.strip()
@@ -95,18 +161,14 @@ class Chat(TextLineReceiver):
         if problem is not None:
             self.send_text(problem)
             return  # still in GETNAME: the next line is another try
-        self.send_text(f"Welcome, {name}!")
-        self.name = name
-        self.users[name] = self
-        self.state = "CHAT"
+        super().handle_GETNAME(name)
 
     def handle_CHAT(self, message: str) -> None:
         if message.strip():  # an empty line is not worth sending to anyone
-            self.broadcast(f"<{self.name}> {visible(message)}")
+            super().handle_CHAT(visible(message))
 
-    def broadcast(self, text: str) -> None:
-        """Send *text* to everyone in the chat except this connection's user."""
-        data = text.encode("utf-8") + b"\r\n"  # encoded once, however many people receive it
+    def broadcast(self, line: str) -> None:
+        data = line.encode("utf-8") + b"\r\n"  # encoded once, however many people receive it
         for protocol in list(self.users.values()):  # a copy: the loop must not see the dict change
             if protocol is not self:
                 protocol.send_bytes(data)
@@ -116,12 +178,12 @@ class Chat(TextLineReceiver):
 
 
 class ChatFactory(Factory):
-    """Builds a :class:`Chat` per connection; every one of them shares this factory's ``users``."""
+    """HowtoChatFactory for the course's :class:`Chat`: builds one per connection, all sharing ``users``."""
 
-    protocol = Chat  # a subclass of Chat works too: factory.protocol = MyChat
+    protocol = Chat  # a subclass works too: factory.protocol = MyChat
 
     def __init__(self) -> None:
-        self.users: dict[str, Chat] = {}  # maps each name to the protocol of the person using it
+        self.users: dict[str, ChatConnection] = {}  # maps each name to that person's connection
 
     def buildProtocol(self, addr: IAddress) -> Chat:
         return self.protocol(self.users)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 from .. import lab
-from ..chat import Chat, ChatFactory
+from ..chat import HowtoChat, HowtoChatFactory
 from ..clients import Client, ClientError, connect
 from . import CHECK_TIMEOUT, Report, checked_server
 
@@ -17,8 +17,8 @@ class _Stop(Exception):
     """The check cannot go on; the reason is already in the report."""
 
 
-def _factory(chat_class: type[Chat]) -> ChatFactory:
-    factory = ChatFactory()
+def _factory(chat_class: type[HowtoChat]) -> HowtoChatFactory:
+    factory = HowtoChatFactory()
     factory.protocol = chat_class
     return factory
 
@@ -38,7 +38,7 @@ def _expect_line(report: Report, client: Client, wanted: str, what: str, *, quie
 
 
 @contextmanager
-def _chat(report: Report, chat_class: type[Chat]) -> Iterator[tuple[lab.Server, ExitStack]]:
+def _chat(report: Report, chat_class: type[HowtoChat]) -> Iterator[tuple[lab.Server, ExitStack]]:
     """Serve *chat_class* for a check; clients entered on the stack are closed at the end."""
     with checked_server(report, _factory(chat_class)) as server, ExitStack() as clients:
         try:
@@ -56,7 +56,7 @@ def _join(report: Report, server: lab.Server, clients: ExitStack, name: str) -> 
     return client
 
 
-def check_who_chat(protocol: type[Chat]) -> Report:
+def check_who_chat(protocol: type[HowtoChat]) -> Report:
     """Exercise 1: /who lists the names, to the asker only; other lines are chat as before."""
     report = Report("WhoChat answers /who with the names of everyone here")
     with _chat(report, protocol) as (server, clients):
@@ -73,7 +73,7 @@ def check_who_chat(protocol: type[Chat]) -> Report:
     return report
 
 
-def check_announcing_chat(protocol: type[Chat]) -> Report:
+def check_announcing_chat(protocol: type[HowtoChat]) -> Report:
     """Exercise 2: others hear '* name has joined' and '* name has left'; nameless visitors are not announced."""
     report = Report("AnnouncingChat tells everyone else who joins and who leaves")
     with _chat(report, protocol) as (server, clients):
@@ -97,7 +97,7 @@ def check_announcing_chat(protocol: type[Chat]) -> Report:
     return report
 
 
-def check_private_chat(protocol: type[Chat]) -> Report:
+def check_private_chat(protocol: type[HowtoChat]) -> Report:
     """Exercise 3: /msg name text reaches that user only; an unknown name gets an answer."""
     report = Report("PrivateChat delivers /msg to one user only")
     with _chat(report, protocol) as (server, clients):

@@ -1,4 +1,9 @@
-"""Solutions to notebook 8's exercises."""
+"""Solutions to notebook 8's exercises.
+
+The notebook's exercises subclass ``HowtoChat``; these subclass the course's
+``Chat`` (a ``HowtoChat`` with name rules and control characters spelled
+out), which passes the same checks and keeps those guarantees too.
+"""
 
 from twisted.python.failure import Failure
 
