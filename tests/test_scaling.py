@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import json
 import resource
+import subprocess
+import sys
 import threading
 
 import psutil
@@ -10,7 +14,15 @@ import pytest
 
 from writing_servers import lab
 from writing_servers.chat import ChatFactory
-from writing_servers.scaling import ChatCrowd, ThreadPerClientChat, raise_open_file_limit
+from writing_servers.scaling import (
+    ChatCrowd,
+    CrowdProcess,
+    ThreadPerClientChat,
+    measure,
+    raise_open_file_limit,
+    resident_memory,
+    serve_crowd,
+)
 
 
 def test_crowd_joins_and_hears_one_broadcast_from_the_reactor_chat() -> None:
@@ -51,7 +63,9 @@ def test_thread_per_client_chat_uses_a_thread_per_connection_and_cleans_up() -> 
             crowd.grow_to(30)
             assert chat.users == sorted(f"user{n}" for n in range(1, 31))
             assert threading.active_count() >= threads_before + 31  # the server's, plus one per client
+            assert chat.threads() == 31
             assert 0 < crowd.broadcast_latency() < 10
+    assert chat.threads() == 0
     assert threading.active_count() == threads_before
     assert psutil.Process().num_fds() == fds_before
 
@@ -76,3 +90,93 @@ def test_progress_bar_goes_to_stdout(capsys: pytest.CaptureFixture[str]) -> None
     captured = capsys.readouterr()
     assert "connecting 5 clients: 100%" in captured.out
     assert captured.err == ""
+
+
+def test_crowd_process_runs_the_crowd_in_a_child_and_reaps_it() -> None:
+    """A CrowdProcess joins its members from another process, times broadcasts, and close() reaps the child."""
+    factory = ChatFactory()
+    server = lab.listen(factory, name="crowd-process")
+    fds_before = psutil.Process().num_fds()
+    with CrowdProcess(server.address, timeout=10) as crowd:
+        children = psutil.Process().children()
+        assert len(children) == 1
+        crowd.grow_to(20)
+        assert len(crowd) == 20
+        assert lab.call(lambda: len(factory.users)) == 20
+        broadcast = crowd.broadcast()
+        assert 0 < broadcast.seconds < 10
+        assert 0 <= broadcast.server_cpu < 10
+    assert not children[0].is_running() or children[0].status() == psutil.STATUS_ZOMBIE
+    assert psutil.Process().children() == []
+    assert psutil.Process().num_fds() == fds_before
+    server.wait_until_idle()
+    assert factory.users == {}
+    crowd.close()  # a second close does no harm
+
+
+def test_crowd_process_reports_the_childs_errors_as_exceptions() -> None:
+    """A broadcast nobody hears raises TimeoutError here, as it would in a ChatCrowd in this process."""
+
+    class Deaf(ChatFactory):
+        protocol = type("DeafChat", (ChatFactory.protocol,), {"broadcast": lambda self, text: None})
+
+    server = lab.listen(Deaf(), name="crowd-process-deaf")
+    with CrowdProcess(server.address, timeout=0.5) as crowd:
+        crowd.grow_to(3)
+        with pytest.raises(TimeoutError, match="2 of 2 members did not get m1"):
+            crowd.broadcast()
+
+
+def test_serve_crowd_answers_each_order_by_its_id() -> None:
+    """The child's side: one JSON answer per order, carrying the order's id, and its sockets closed at EOF."""
+    server = lab.listen(ChatFactory(), name="serve-crowd")
+    orders = [
+        {"id": 1, "connect": list(server.address), "timeout": 10},
+        {"id": 2, "grow_to": 3},
+        {"id": 3, "broadcast": True},
+    ]
+    answers = io.BytesIO()
+    serve_crowd(io.BytesIO(b"".join(json.dumps(order).encode() + b"\n" for order in orders)), answers)
+    replies = [json.loads(line) for line in answers.getvalue().splitlines()]
+    assert [reply["id"] for reply in replies] == [1, 2, 3]
+    assert replies[1]["size"] == 3
+    assert replies[2]["seconds"] > 0
+    server.wait_until_idle()
+
+
+def test_measure_samples_each_size() -> None:
+    """measure() grows the crowd through the sizes and gives one sample per size, in order."""
+    server = lab.listen(ChatFactory(), name="measure-chat", trace=False)
+    with CrowdProcess(server.address, timeout=10) as crowd:
+        samples = measure(crowd, [5, 10], repeats=2)
+    assert [sample.clients for sample in samples] == [5, 10]
+    assert all(sample.broadcast_ms > 0 and sample.server_cpu_ms >= 0 for sample in samples)
+    assert "10 clients:" in str(samples[1])
+
+
+def test_room_for_clients_stays_under_the_hard_limit() -> None:
+    """With a low hard limit the room shrinks to what fits, leaving the spare descriptors free."""
+    # In a child process: lowering a hard limit cannot be undone without privileges.
+    script = """
+import resource
+from writing_servers.scaling import SPARE_DESCRIPTORS, open_descriptors, room_for_clients
+
+low = open_descriptors() + SPARE_DESCRIPTORS + 100
+resource.setrlimit(resource.RLIMIT_NOFILE, (low - 50, low))
+print(room_for_clients(1000), resource.getrlimit(resource.RLIMIT_NOFILE)[0] == low, room_for_clients(10))
+"""
+    shown = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    room, raised, small = shown.stdout.split()
+    assert 95 <= int(room) <= 100  # open_descriptors() counts the same few descriptors each time
+    assert raised == "True"
+    assert small == "10"
+
+
+def test_resident_memory_sees_an_allocation() -> None:
+    """resident_memory() grows when 20 MB are allocated and touched."""
+    before = resident_memory()
+    block = bytearray(20_000_000)
+    assert resident_memory() - before > 15_000_000
+    del block

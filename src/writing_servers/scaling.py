@@ -3,13 +3,20 @@
 * :class:`ChatCrowd` holds hundreds of chat connections from one thread (a
   selector, so the crowd itself costs no threads), joins each under a name,
   and measures how long one message takes to reach everyone else.
+* :class:`CrowdProcess` runs a ChatCrowd in a child process, so that the
+  crowd's reading never competes with the server for this process's CPU
+  and GIL: what this process measures is the server.
+* :func:`measure` grows a crowd step by step and records, at each size, one
+  line's trip to everyone, the server's CPU time per broadcast and its
+  memory per idle connection.
 * :class:`ThreadPerClientChat` is the same chat written the other classic
   way: :mod:`socketserver` with one thread per connection, blocking reads,
   and a lock around the shared table of users.  It is what the reactor is
   compared with.
 * :func:`raise_open_file_limit` lifts this process's soft limit on open
   files (``ulimit -n``) as far as the hard limit allows, because every
-  connection is a file descriptor, twice over when both ends live here.
+  connection is a file descriptor; :func:`room_for_clients` says how many
+  connections fit under it.
 
 Everything listens and connects on 127.0.0.1 only, and every wait is bounded.
 
@@ -21,23 +28,45 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
+import os
 import resource
 import selectors
+import signal
 import socket
 import socketserver
+import statistics
+import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 from writing_servers.chat import ChatFactory
 from writing_servers.programs import run_server, server_arguments
 
-__all__ = ["ChatCrowd", "ThreadPerClientChat", "main", "raise_open_file_limit"]
+__all__ = [
+    "ChatCrowd",
+    "CrowdProcess",
+    "Sample",
+    "ThreadPerClientChat",
+    "count_for",
+    "main",
+    "measure",
+    "raise_open_file_limit",
+    "resident_memory",
+    "room_for_clients",
+]
 
 DEFAULT_TIMEOUT = 30.0
+#: Descriptors kept free for everything else this process opens (Jupyter, pipes, fonts, Twisted's spare).
+SPARE_DESCRIPTORS = 64
+#: How much longer than its timeout a CrowdProcess waits for its child's answer.
+ANSWER_MARGIN = 5.0
 
 
 def raise_open_file_limit(wanted: int) -> int:
@@ -48,6 +77,37 @@ def raise_open_file_limit(wanted: int) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
         soft = new
     return soft
+
+
+def open_descriptors() -> int:
+    """How many file descriptors this process has open now."""
+    for folder in ("/proc/self/fd", "/dev/fd"):  # Linux; macOS and the BSDs
+        with contextlib.suppress(OSError):
+            return len(os.listdir(folder)) - 1  # listdir's own descriptor is listed too
+    return 0
+
+
+def room_for_clients(wanted: int) -> int:
+    """Make room for *wanted* more connections if the hard limit allows; return how many fit.
+
+    Each connection held by this process is one descriptor.  The soft limit
+    is raised first; only a low hard limit makes the answer smaller than
+    *wanted*, leaving :data:`SPARE_DESCRIPTORS` free for everything else.
+    """
+    in_use = open_descriptors() + SPARE_DESCRIPTORS
+    limit = raise_open_file_limit(in_use + wanted)
+    return max(0, min(wanted, limit - in_use))
+
+
+def resident_memory() -> int:
+    """Bytes of this process's memory in RAM now: its resident set size, thread stacks included."""
+    with contextlib.suppress(OSError):
+        with open("/proc/self/statm") as statm:  # Linux: sizes in pages
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    shown = subprocess.run(  # macOS and the BSDs: ps prints KiB
+        ["ps", "-o", "rss=", "-p", str(os.getpid())], capture_output=True, text=True, timeout=10, check=True
+    )
+    return int(shown.stdout) * 1024
 
 
 class _Member:
@@ -151,6 +211,187 @@ class ChatCrowd:
         self.close()
 
 
+@dataclass(frozen=True)
+class Broadcast:
+    """One line sent by a crowd's first member to all the others."""
+
+    seconds: float  # until every other member had read it, by the crowd's clock
+    server_cpu: float  # CPU seconds this process (the server's) used meanwhile, all its threads together
+
+
+#: What the child process runs: a ChatCrowd that takes its orders as JSON lines on stdin.
+_CROWD_COMMAND = "from writing_servers.scaling import serve_crowd; serve_crowd()"
+
+
+class CrowdProcess:
+    """A :class:`ChatCrowd` in a child process: its clients' work never runs in this process.
+
+    Use it as a ChatCrowd (``grow_to``, ``broadcast``, ``len``, ``close``, or
+    as a context manager).  Every request waits at most *timeout* seconds,
+    and :meth:`close` ends the child and reaps it.
+    """
+
+    def __init__(self, address: tuple[str, int], timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._size = 0
+        self._requests = itertools.count(1)
+        self._buffer = b""
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", _CROWD_COMMAND], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        try:
+            self._request(connect=list(address), timeout=timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def __len__(self) -> int:
+        return self._size
+
+    def grow_to(self, size: int) -> None:
+        """Connect and name new members until there are *size*."""
+        self._size = int(self._request(grow_to=size)["size"])
+
+    def broadcast(self) -> Broadcast:
+        """Time one line from the first member to every other, and this process's CPU time meanwhile."""
+        cpu_before = time.process_time()
+        seconds = float(self._request(broadcast=True)["seconds"])
+        return Broadcast(seconds, time.process_time() - cpu_before)
+
+    def _request(self, **request: Any) -> dict[str, Any]:
+        number = next(self._requests)
+        stdin, stdout = self._process.stdin, self._process.stdout
+        assert stdin is not None and stdout is not None
+        stdin.write(json.dumps({"id": number, **request}).encode() + b"\n")
+        stdin.flush()
+        while True:  # skip any answer to a request an interrupted cell stopped waiting for
+            reply: dict[str, Any] = json.loads(self._read_line(stdout))
+            if reply["id"] == number:
+                break
+        if "error" in reply:
+            kind = {"TimeoutError": TimeoutError, "ValueError": ValueError}.get(
+                reply["kind"], ConnectionError
+            )
+            raise kind(reply["error"])
+        return reply
+
+    def _read_line(self, stdout: IO[bytes]) -> bytes:
+        # The child bounds each step by the same timeout: give its answer time to arrive.
+        deadline = time.monotonic() + 2 * self.timeout + ANSWER_MARGIN
+        with selectors.DefaultSelector() as selector:
+            selector.register(stdout, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("the crowd's process did not answer in time")
+                if selector.select(left):
+                    chunk = os.read(stdout.fileno(), 65536)
+                    if not chunk:
+                        raise ConnectionError(
+                            f"the crowd's process ended (exit status {self._process.wait()})"
+                        )
+                    self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    def close(self) -> None:
+        """Close every connection of the crowd: end its process and wait (bounded) until it is gone."""
+        self._size = 0
+        if self._process.stdin is not None and not self._process.stdin.closed:
+            with contextlib.suppress(OSError):  # a child that already ended
+                self._process.stdin.close()  # end of its orders: it closes its sockets and exits
+        try:
+            self._process.wait(self.timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(self.timeout)
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+    def __enter__(self) -> CrowdProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def serve_crowd(orders: IO[bytes] | None = None, answers: IO[bytes] | None = None) -> None:
+    """The child side of :class:`CrowdProcess`: run one ChatCrowd as told, one JSON line per order."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupting the notebook's kernel must not kill it midway
+    orders = orders or sys.stdin.buffer
+    answers = answers or sys.stdout.buffer
+    crowd: ChatCrowd | None = None
+    try:
+        for line in orders:  # until the parent closes our stdin
+            order = json.loads(line)
+            answer: dict[str, Any] = {"id": order["id"]}
+            try:
+                if "connect" in order:
+                    crowd = ChatCrowd((order["connect"][0], order["connect"][1]), timeout=order["timeout"])
+                elif "grow_to" in order and crowd is not None:
+                    raise_open_file_limit(order["grow_to"] + SPARE_DESCRIPTORS)
+                    crowd.grow_to(order["grow_to"])
+                    answer["size"] = len(crowd)
+                elif "broadcast" in order and crowd is not None:
+                    answer["seconds"] = crowd.broadcast_latency()
+            except Exception as error:
+                answer.update(error=f"{error}", kind=type(error).__name__)
+            answers.write(json.dumps(answer).encode() + b"\n")
+            answers.flush()
+    finally:
+        if crowd is not None:
+            crowd.close()
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What one design cost at one crowd size: medians over a few broadcasts, and memory while idle."""
+
+    clients: int
+    broadcast_ms: float  # one line until everyone else has read it
+    server_cpu_ms: float  # the server's CPU time for that one broadcast
+    memory_kib: float  # the server process's memory per connection, while every connection is idle
+
+    def __str__(self) -> str:
+        return (
+            f"{self.clients:5} clients: {self.broadcast_ms:5.1f} ms to reach everyone, "
+            f"{self.server_cpu_ms:5.1f} ms of server CPU, {self.memory_kib:5.1f} KiB per idle connection"
+        )
+
+
+def measure(crowd: CrowdProcess, sizes: Iterable[int], repeats: int = 5) -> list[Sample]:
+    """Grow *crowd* to each size; sample its server's memory per idle connection, then time broadcasts.
+
+    The server must run in this process (memory and CPU time are this
+    process's); the crowd runs in its own.
+    """
+    memory_before = resident_memory()
+    samples = []
+    for size in sizes:
+        crowd.grow_to(size)
+        memory_kib = (resident_memory() - memory_before) / size / 1024
+        broadcasts = [crowd.broadcast() for _ in range(repeats)]
+        samples.append(
+            Sample(
+                size,
+                statistics.median(b.seconds for b in broadcasts) * 1000,
+                statistics.median(b.server_cpu for b in broadcasts) * 1000,
+                memory_kib,
+            )
+        )
+    return samples
+
+
+def count_for(seconds: float) -> int:
+    """Count as fast as pure Python can for *seconds*: work that holds the GIL all along."""
+    count = 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        count += 1
+    return count
+
+
 class _ChatHandler(socketserver.StreamRequestHandler):
     """One thread per connection: ask for a name, then pass each line to everyone else."""
 
@@ -159,6 +400,7 @@ class _ChatHandler(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         with self.server.lock:
             self.server.connections.add(self)
+            self.server.threads.add(threading.current_thread())
         try:
             self.converse()
         finally:
@@ -205,6 +447,7 @@ class _ThreadedChatServer(socketserver.ThreadingTCPServer):
         self.lock = threading.Lock()
         self.users: dict[str, _ChatHandler] = {}
         self.connections: set[_ChatHandler] = set()
+        self.threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()  # each connection's thread
 
     def broadcast(self, text: str, sender: _ChatHandler) -> None:
         with self.lock:
@@ -234,8 +477,10 @@ class ThreadPerClientChat:
             return sorted(self._server.users)
 
     def threads(self) -> int:
-        """Threads this process runs right now: one per connection while the crowd is here."""
-        return threading.active_count()
+        """Threads this chat runs right now: the one that accepts, and one per connection."""
+        with self._server.lock:
+            connections = [thread for thread in self._server.threads if thread.is_alive()]
+        return len(connections) + self._thread.is_alive()
 
     def stop(self) -> None:
         """Stop accepting, hang up every connection and wait (bounded) for their threads to end."""
