@@ -14,6 +14,7 @@ from writing_servers.clients import ReadTimeout, connect
 from writing_servers.helper_protocols import (
     Answer,
     BytesAnswer,
+    BytesUpload,
     ForgetfulUpload,
     Int32Answer,
     NetstringAnswer,
@@ -174,6 +175,49 @@ def test_answer_waits_below_the_limit() -> None:
     assert not transport.disconnecting
 
 
+# -- BytesUpload: the howto-sized raw mode ------------------------------------------------------
+
+BYTES_UPLOADS = b"SEND 12\r\nhello\r\nworldSEND 2\r\nhi"
+BYTES_UPLOAD_REPLIES = b"OK 12 bytes: b'hello\\r\\nworld'\r\nOK 2 bytes: b'hi'\r\n"
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_bytes_upload_switches_to_raw_and_back(chunking: int | str) -> None:
+    """The 12 bytes after SEND 12 are one upload, CRLF included; the next line is a command again."""
+    transport = fed(BytesUpload, BYTES_UPLOADS, chunking)
+    assert transport.value() == BYTES_UPLOAD_REPLIES
+
+
+@pytest.mark.parametrize("chunking", CHUNKINGS)
+def test_bytes_upload_is_not_limited_by_max_length(chunking: int | str) -> None:
+    """Raw mode ignores MAX_LENGTH: 999,999 bytes without a line ending are one upload."""
+    transport = fed(
+        BytesUpload, b"SEND 999999\r\n" + b"y" * 999_999 + b"SEND 1\r\nz", chunking if chunking != 1 else 4099
+    )
+    assert transport.value().endswith(b"OK 1 bytes: b'z'\r\n")
+    assert transport.value().startswith(b"OK 999999 bytes: b'yyy")
+    assert not transport.disconnecting
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"SEND",
+        b"SEND 0",
+        b"SEND x",
+        b"SEND -1",
+        b"SEND +3",
+        b"SEND 1000000",
+        b"SEND " + b"9" * 5000,
+        b"send 3",
+    ],
+)
+def test_bytes_upload_refuses_bad_headers(header: bytes) -> None:
+    """A header that is not SEND and 1 to 999,999 in decimal is refused, and the next line is read as a line."""
+    transport = fed(BytesUpload, header + b"\r\nSEND 1\r\nz")
+    assert transport.value() == b"Error: expected SEND <1 to 999999>\r\nOK 1 bytes: b'z'\r\n"
+
+
 # -- Upload: lines and raw bytes ---------------------------------------------------------------
 
 UPLOAD_AND_LINE = b"SEND 12\r\nhello\r\nworldTOTAL\r\n"
@@ -251,10 +295,10 @@ def test_forgetful_upload_works_when_chunks_happen_to_align() -> None:
 
 
 def test_answer_bytes_policy() -> None:
-    """answer_bytes answers in UTF-8 and refuses a message that is not UTF-8."""
+    """answer_bytes gives BytesAnswer's answers: any other bytes, UTF-8 or not, get the shrug."""
     assert answer_bytes(b"How are you?") == b"Fine"
     assert answer_bytes("Grüße".encode()) == b"I don't know what you mean"
-    assert answer_bytes(b"\xff") == b"Error: that message is not UTF-8 text"
+    assert answer_bytes(b"\xff") == b"I don't know what you mean"
 
 
 @pytest.mark.parametrize("chunking", CHUNKINGS)

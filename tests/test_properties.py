@@ -356,6 +356,29 @@ def upload_replies(fed: bytes) -> tuple[int, bool]:
         replies += 1
 
 
+def bytes_upload_replies(fed: bytes) -> tuple[bytes, bool]:
+    """What BytesUpload owes for *fed*, and whether it hangs up (LineReceiver's silent MAX_LENGTH close).
+
+    Lines end in CRLF; ``SEND n`` (n from 1 to 999,999) takes the next n bytes raw.
+    """
+    replies, rest = b"", fed
+    while True:
+        line, found, after = rest.partition(b"\r\n")
+        if not found:
+            return replies, len(rest) >= 16384 + 2
+        if len(line) > 16384:
+            return replies, True
+        rest = after
+        command, _, size = line.partition(b" ")
+        if command == b"SEND" and size.isdigit() and len(size) <= 6 and int(size) > 0:
+            if len(rest) < int(size):
+                return replies, False  # still uploading
+            upload, rest = rest[: int(size)], rest[int(size) :]
+            replies += b"OK %d bytes: %r\r\n" % (len(upload), upload)
+        else:
+            replies += b"Error: expected SEND <1 to 999999>\r\n"
+
+
 def upload_answered(r: Run) -> bool:
     replies, hangs_up = upload_replies(r.fed)
     return r.out.count(b"\n") == replies and r.disconnecting == hangs_up
@@ -508,6 +531,15 @@ UPLOAD_COMMAND = st.one_of(
     line_of(text_without_newline(10)),
 )
 UPLOAD_STREAM = st.lists(UPLOAD_COMMAND, max_size=6).map(b"".join)
+BYTES_UPLOAD_STREAM = st.lists(
+    st.one_of(
+        st.binary(max_size=40).map(lambda payload: b"SEND %d\r\n" % len(payload) + payload),
+        st.sampled_from([b"SEND 0", b"SEND 9999999", b"send 3", b"SEND 1 2", b"hello"]).map(
+            lambda c: c + b"\r\n"
+        ),
+    ),
+    max_size=6,
+).map(b"".join)
 NETSTRING_STREAM = st.lists(QUESTION_BYTES.map(lambda q: b"%d:%s," % (len(q), q)), max_size=6).map(b"".join)
 INT32_STREAM = st.lists(QUESTION_BYTES.map(lambda q: struct.pack("!I", len(q)) + q), max_size=6).map(b"".join)
 LOG_STREAM = st.lists(
@@ -689,6 +721,14 @@ CASES = [
         examples=CORE,
     ),
     Case(
+        "BytesUpload",
+        served(helper_protocols.BytesUpload),
+        BYTES_UPLOAD_STREAM,
+        lambda r: (r.out, r.disconnecting) == bytes_upload_replies(r.fed),
+        max_length=16384,
+        delimiter=b"\r\n",
+    ),
+    Case(
         "NetstringAnswer",
         served(helper_protocols.NetstringAnswer),
         NETSTRING_STREAM,
@@ -699,8 +739,12 @@ CASES = [
     Case(
         "MoreAnswers",
         served(helper_solutions.MoreAnswers),
-        lines_of(st.one_of(QUESTIONS, st.just("Bye"))),
-        one_reply_per_line(last=frozenset([b"Bye"])),
+        lines_of(st.one_of(QUESTIONS, st.just("Bye"))).map(
+            lambda data: data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        ),
+        one_reply_per_line(delimiter=b"\r\n", max_length=16384, says_why=False, last=frozenset([b"Bye"])),
+        max_length=16384,
+        delimiter=b"\r\n",
     ),
     Case(
         "LineReverser",

@@ -1,27 +1,36 @@
 """Section "Helper Protocols": let Twisted find the messages in a byte stream.
 
 TCP delivers a stream of bytes, not messages.  Twisted's helpers in
-:mod:`twisted.protocols.basic` do the framing and call you once per message:
+:mod:`twisted.protocols.basic` do the framing and call you once per message.
+The notebook's core path, smallest first:
 
-* :class:`BytesAnswer` is the howto's ``Answer`` with the smallest fix for
-  Python 3 (bytes keys); like every plain ``LineReceiver`` it waits for
-  ``\\r\\n``, so a netcat client's bare ``\\n`` never ends a line.
+* :class:`BytesAnswer` is the howto's ``Answer`` in Python 3: a line arrives
+  as bytes, so its keys and answers are bytes too.  Like every plain
+  ``LineReceiver`` it waits for ``\\r\\n``, so a netcat client's bare
+  ``\\n`` never ends a line.
+* :class:`BytesUpload` mixes lines and raw bytes: ``SEND 12`` switches to
+  raw mode for exactly 12 bytes, then back to lines, even in the middle of
+  one chunk.
+* :class:`NetstringAnswer` and :class:`Int32Answer` answer the same
+  questions (:func:`answer_bytes`) with two other framings: netstrings
+  (``12:How are you?,``) and a 4-byte big-endian length prefix.
+
+The course's hardened line servers build on these (the notebook's "Going
+further" sections):
+
 * :class:`HalfCloseLineReceiver` answers a half-close (EOF after the last
   line) instead of dropping the replies still to send.
 * :class:`TextLineReceiver` is the course's base for line servers: it accepts
   CRLF (telnet) and bare LF (netcat), decodes each line as UTF-8 (a line that
   is not UTF-8 is refused with a message; the connection stays open), replies
-  with CRLF, and closes with a reason when a line grows past ``MAX_LENGTH``.
+  with CRLF, closes with a reason when a line grows past ``MAX_LENGTH``, and
+  stops reading a peer that stops reading (aborting it past ``MAX_UNSENT``).
 * :func:`visible` spells out control characters, for servers that pass one
   person's text on to another person's terminal.
 * :class:`Answer` is the howto's example on top of it, in text.
-* :class:`Upload` mixes lines and raw bytes: ``SEND 12`` switches to raw mode
-  for exactly 12 bytes, then back to lines, even in the middle of one chunk.
-  :class:`ForgetfulUpload` shows the bug of switching back without the
-  leftover bytes.
-* :class:`NetstringAnswer` and :class:`Int32Answer` answer the same questions
-  with two other framings: netstrings (``12:How are you?,``) and a 4-byte
-  big-endian length prefix.
+* :class:`Upload` is :class:`BytesUpload` on top of it, with a size limit and
+  a ``TOTAL`` command; :class:`ForgetfulUpload` shows the bug of switching
+  back to lines without the leftover bytes.
 
 :func:`main` serves Answer as a standalone program:
 ``python -m writing_servers.helper_protocols --port 8000``.
@@ -42,6 +51,7 @@ from writing_servers.programs import run_server, server_arguments
 __all__ = [
     "Answer",
     "BytesAnswer",
+    "BytesUpload",
     "ForgetfulUpload",
     "HalfCloseLineReceiver",
     "Int32Answer",
@@ -55,7 +65,7 @@ __all__ = [
 
 
 class BytesAnswer(LineReceiver):
-    """The howto's Answer with bytes keys and bytes answers: works, but only with CRLF clients."""
+    """The howto's Answer in Python 3: a line arrives as bytes, so keys and answers are bytes too."""
 
     answers: ClassVar[dict[bytes | None, bytes]] = {
         b"How are you?": b"Fine",
@@ -67,6 +77,27 @@ class BytesAnswer(LineReceiver):
             self.sendLine(self.answers[line])
         else:
             self.sendLine(self.answers[None])
+
+
+class BytesUpload(LineReceiver):
+    """``SEND <n>``, then exactly n raw bytes (CRs and LFs included), then lines again."""
+
+    def lineReceived(self, line: bytes) -> None:
+        command, _, size = line.partition(b" ")
+        if command == b"SEND" and size.isdigit() and len(size) <= 6 and int(size) > 0:
+            self.remaining = int(size)  # at most 999,999: raw mode ignores MAX_LENGTH
+            self.upload = b""
+            self.setRawMode()  # the rest of this chunk, and what follows, goes to rawDataReceived
+        else:
+            self.sendLine(b"Error: expected SEND <1 to 999999>")
+
+    def rawDataReceived(self, data: bytes) -> None:
+        taken, rest = data[: self.remaining], data[self.remaining :]
+        self.upload += taken
+        self.remaining -= len(taken)
+        if self.remaining == 0:
+            self.sendLine(b"OK %d bytes: %r" % (len(self.upload), self.upload))
+            self.setLineMode(rest)  # the bytes after the upload are lines again
 
 
 @implementer(IHalfCloseableProtocol)
@@ -102,18 +133,21 @@ class TextLineReceiver(HalfCloseLineReceiver):
     * a peer that half-closes (EOF after its last line, as ``nc -N`` sends):
       its last line is answered even without a line ending, every reply is
       sent, and then the connection closes;
-    * a peer that stops reading: once Twisted's send buffer for it is full,
-      Twisted calls :meth:`pauseProducing` and we stop reading its requests
-      until it catches up.  Text that others send it (chat messages) still
-      queues; past ``MAX_UNSENT`` more bytes the connection is aborted, so
-      one stalled peer can hold only a bounded amount of the server's memory.
+    * a peer that stops reading: Twisted's send buffer for it has no limit
+      of its own, but once it holds more than ``bufferSize`` (64 KiB) Twisted
+      calls :meth:`pauseProducing`, and we stop reading the peer's requests
+      until Twisted has sent it everything (:meth:`resumeProducing`).  Text
+      that others send it (chat messages) is still written; past
+      ``MAX_UNSENT`` more bytes the connection is aborted, so one stalled
+      peer can hold only a bounded amount of the server's memory.
     """
 
     delimiter = b"\n"  # split on LF alone; a CR before it is stripped below
     MAX_LENGTH = 1024  # bytes per line, not counting the LF; bounds what a client can make us buffer
-    # Bytes queued for a peer that stopped reading, beyond Twisted's own 64 KiB buffer.  Large
-    # enough that a burst (200 people each saying 1,000 bytes at once) never cuts off a peer
-    # that is keeping up; small enough that a thousand stalled peers cost about a gigabyte at worst.
+    # Bytes we may still write to a peer after pauseProducing: Twisted's buffer is unbounded and
+    # only signals at 64 KiB, so this is the bound.  Large enough that a burst (200 people each
+    # saying 1,000 bytes at once) never cuts off a peer that is keeping up; small enough that a
+    # thousand stalled peers cost about a gigabyte at worst.
     MAX_UNSENT = 1024 * 1024
     log = Logger()
 
@@ -213,7 +247,7 @@ def visible(text: str) -> str:
 
 
 class Answer(TextLineReceiver):
-    """The howto's Answer in Python 3: answers known questions, for telnet and netcat alike."""
+    """The howto's Answer in text, on TextLineReceiver: for telnet and netcat alike."""
 
     answers: ClassVar[dict[str | None, str]] = {
         "How are you?": "Fine",
@@ -295,23 +329,19 @@ class ForgetfulUpload(Upload):
 
 
 def answer_bytes(question: bytes) -> bytes:
-    """Answer's reply to one whole message, for protocols that deliver messages as bytes."""
-    try:
-        text = question.decode("utf-8")
-    except UnicodeDecodeError:
-        return b"Error: that message is not UTF-8 text"
-    return Answer.answers.get(text, Answer.answers[None]).encode("utf-8")
+    """BytesAnswer's reply to one whole message: the application, with no framing in it."""
+    return BytesAnswer.answers.get(question, BytesAnswer.answers[None])
 
 
 class NetstringAnswer(NetstringReceiver):
-    """Answer, one netstring per question and per answer: ``12:How are you?,``."""
+    """BytesAnswer's answers, one netstring per question and per answer: ``12:How are you?,``."""
 
     def stringReceived(self, string: bytes) -> None:
         self.sendString(answer_bytes(string))
 
 
 class Int32Answer(Int32StringReceiver):
-    """Answer, each message after its length in 4 big-endian bytes (``00 00 00 0c`` for 12 bytes)."""
+    """BytesAnswer's answers, each after its length in 4 big-endian bytes (``00 00 00 0c`` for 12)."""
 
     def stringReceived(self, string: bytes) -> None:
         self.sendString(answer_bytes(string))

@@ -4,23 +4,23 @@ from typing import ClassVar
 
 from twisted.protocols.basic import LineReceiver, NetstringReceiver
 
-from writing_servers.helper_protocols import Answer
+from writing_servers.helper_protocols import BytesAnswer
 
 
-class MoreAnswers(Answer):
-    """Answer, plus one more question, and 'Bye' hangs up."""
+class MoreAnswers(BytesAnswer):
+    """BytesAnswer, plus one more question, and 'Bye' hangs up."""
 
-    answers: ClassVar[dict[str | None, str]] = {
-        **Answer.answers,
-        "What is Twisted?": "An event-driven networking engine",
+    answers: ClassVar[dict[bytes | None, bytes]] = {
+        **BytesAnswer.answers,
+        b"What is Twisted?": b"An event-driven networking engine",
     }
 
-    def text_received(self, text: str) -> None:
-        if text == "Bye":
-            self.send_text("Goodbye!")
+    def lineReceived(self, line: bytes) -> None:
+        if line == b"Bye":
+            self.sendLine(b"Goodbye!")
             self.transport.loseConnection()  # the goodbye is still sent first
         else:
-            super().text_received(text)
+            super().lineReceived(line)
 
 
 class LineReverser(LineReceiver):
