@@ -50,6 +50,7 @@ from writing_servers.chat import ChatFactory
 from writing_servers.programs import run_server, server_arguments
 
 __all__ = [
+    "Broadcast",
     "ChatCrowd",
     "CrowdProcess",
     "Sample",
@@ -57,6 +58,7 @@ __all__ = [
     "count_for",
     "main",
     "measure",
+    "open_descriptors",
     "raise_open_file_limit",
     "resident_memory",
     "room_for_clients",
