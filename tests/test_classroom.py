@@ -50,6 +50,12 @@ _lab.start()
 # the life of the process: a library's pool, so start it before taking stock.
 import numpy as _numpy  # noqa: F401
 
+# An output message of 64 KiB or more (a big plot) is sent without copying, which starts
+# pyzmq's garbage-collector thread and its sockets for the life of the kernel: start it now.
+import zmq.utils.garbage as _zmq_garbage
+
+_zmq_garbage.gc.start()
+
 # The first TCP listen makes Twisted reserve one spare descriptor (/dev/null) for
 # the life of the process, to recover from running out of them: part of the runtime.
 _lab.listen(_Factory.forProtocol(_Protocol), name="classroom baseline").stop()

@@ -35,7 +35,7 @@ import json
 import re
 import struct
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,6 +155,7 @@ class Case:
     prepare: Callable[[Env, Any], None] = nothing  # after buildProtocol, before makeConnection
     finish: Callable[[Env, Any], None] = nothing  # release what make() opened
     patch_reactor: bool = False  # the protocol imports the global reactor: give it the Clock instead
+    context: Callable[[], AbstractContextManager[object]] = nullcontext  # held while the run lasts
     max_length: int = 1024
     delimiter: bytes = b"\n"
     examples: int = 30  # the protocols each lesson is about get more (CORE)
@@ -200,7 +201,7 @@ def run(
     first if the protocol supports it; *lose_first* closes the connection
     before the clock runs out, instead of after.
     """
-    with clock_as_reactor(env, case.patch_reactor):
+    with clock_as_reactor(env, case.patch_reactor), case.context():
         factory = case.make(env)
         try:
             protocol = factory.buildProtocol(ADDR)
@@ -323,6 +324,33 @@ def big_reply(deadline: bool) -> Callable[[Run], bool]:
         return r.out == expected and r.disconnecting and r.aborted == aborts
 
     return answered
+
+
+def writes_then_closes(abort: bool) -> Callable[[Run], bool]:
+    """The first bytes, whatever they are, get the whole reply, then a polite close or an abort."""
+
+    def answered(r: Run) -> bool:
+        if not r.fed:
+            return r.out == b"" and not r.disconnecting and not r.aborted
+        return r.out == REPLY and r.disconnecting and r.aborted == abort
+
+    return answered
+
+
+def small_big_reply() -> AbstractContextManager[object]:
+    """While held, notebook 2's howto-sized servers send the 1 KiB REPLY instead of 8 MiB."""
+
+    def small(size: int = 0) -> bytes:
+        return REPLY
+
+    return mock.patch.object(closing, "big_reply", small)
+
+
+def logs_crlf_lines(r: Run) -> bool:
+    """SimpleLoggingProtocol replies nothing; the log holds each CR LF line; an overlong one closes."""
+    handled, overlong = lines_handled(r.fed, b"\r\n", 16384)
+    logged = b"".join(line + b"\n" for line in handled)
+    return r.out == b"" and r.state == logged and r.disconnecting == overlong
 
 
 def first_data_gets_reply(r: Run) -> bool:
@@ -560,7 +588,7 @@ def served(protocol: type[Protocol], **attributes: Any) -> Callable[[Env], Facto
     return make
 
 
-def started(make_factory: Callable[[Path], startup_shutdown.LogfileFactory]) -> Callable[[Env], Factory]:
+def started(make_factory: Callable[[Path], Factory]) -> Callable[[Env], Factory]:
     def make(env: Env) -> Factory:
         factory = make_factory(env.new_log())
         factory.doStart()  # what a listening port does: startFactory opens the log
@@ -663,6 +691,22 @@ CASES = [
         big_reply(deadline=True),
         state=timers,
         prepare=use_clock,
+    ),
+    Case(
+        "WriteThenLose",
+        served(closing.WriteThenLose),
+        ANY_BYTES,
+        writes_then_closes(abort=False),
+        context=small_big_reply,
+        examples=20,
+    ),
+    Case(
+        "WriteThenAbort",
+        served(closing.WriteThenAbort),
+        ANY_BYTES,
+        writes_then_closes(abort=True),
+        context=small_big_reply,
+        examples=20,
     ),
     Case(
         "Countdown",
@@ -837,6 +881,15 @@ CASES = [
     ),
     # notebook 7: factory startup and shutdown
     Case(
+        "SimpleLoggingProtocol",
+        started(startup_shutdown.SimpleLogfileFactory),
+        LOG_STREAM,
+        logs_crlf_lines,
+        state=log_contents,
+        finish=stop_logging,
+        examples=20,
+    ),
+    Case(
         "LoggingProtocol",
         started(startup_shutdown.LogfileFactory),
         LOG_STREAM,
@@ -894,6 +947,21 @@ CASES = [
         examples=20,
     ),
     # notebook 8: the chat
+    Case(
+        "HowtoChat",
+        lambda env: chat.HowtoChatFactory(),
+        CHAT_STREAM,
+        answers_first_line,
+        state=users,
+        examples=CORE,
+    ),
+    Case(
+        "ForgetfulChat",
+        lambda env: howto_chat_factory(chat.ForgetfulChat),
+        CHAT_STREAM,
+        answers_first_line,
+        state=users,
+    ),
     Case("Chat", lambda env: chat.ChatFactory(), CHAT_STREAM, answers_first_line, state=users, examples=CORE),
     Case(
         "WhoChat",
@@ -921,6 +989,12 @@ CASES = [
 
 def type_factory(factory_class: type, path: Path, protocol: type[Protocol]) -> Any:
     factory = factory_class(path)
+    factory.protocol = protocol
+    return factory
+
+
+def howto_chat_factory(protocol: type[chat.HowtoChat]) -> chat.HowtoChatFactory:
+    factory = chat.HowtoChatFactory()
     factory.protocol = protocol
     return factory
 
@@ -1525,6 +1599,7 @@ MODULES = [
 ]
 #: Protocol classes not run on their own, and why.
 NOT_RUN = {
+    chat.ChatConnection: "abstract: the first half of HowtoChat (its text_received is TextLineReceiver's, which raises)",
     helper_protocols.TextLineReceiver: "abstract: text_received raises NotImplementedError until a subclass says",
     helper_protocols.HalfCloseLineReceiver: "abstract: lineReceived is LineReceiver's, which raises; "
     "its half-close runs in every line server built on it",
