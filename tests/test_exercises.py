@@ -24,17 +24,15 @@ import sync_notebooks  # noqa: E402
 
 
 def _check_calls(source: str) -> list[tuple[str, str]]:
-    """``(check_function, argument_name)`` for each ``check_x(Name)`` call in *source*."""
+    """``(check_function, argument_name)`` for each ``check_x(Name)`` or ``exercises.check_x(Name)`` in *source*."""
     calls = []
     for node in ast.walk(ast.parse(source)):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id.startswith("check_")
-            and len(node.args) == 1
-            and isinstance(node.args[0], ast.Name)
-        ):
-            calls.append((node.func.id, node.args[0].id))
+        if not (isinstance(node, ast.Call) and len(node.args) == 1 and isinstance(node.args[0], ast.Name)):
+            continue
+        function = node.func
+        name = function.id if isinstance(function, ast.Name) else getattr(function, "attr", "")
+        if name.startswith("check_"):
+            calls.append((name, node.args[0].id))
     return calls
 
 
