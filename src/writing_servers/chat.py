@@ -177,16 +177,10 @@ class Chat(HowtoChat):
         return self.name if self.name is not None else "a client choosing a name"
 
 
-class ChatFactory(Factory):
+class ChatFactory(HowtoChatFactory):
     """HowtoChatFactory for the course's :class:`Chat`: builds one per connection, all sharing ``users``."""
 
     protocol = Chat  # a subclass works too: factory.protocol = MyChat
-
-    def __init__(self) -> None:
-        self.users: dict[str, ChatConnection] = {}  # maps each name to that person's connection
-
-    def buildProtocol(self, addr: IAddress) -> Chat:
-        return self.protocol(self.users)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 from twisted.internet.interfaces import IAddress
 
-from writing_servers.chat import Chat, ChatFactory
+from writing_servers.chat import Chat, ChatConnection, ChatFactory
 
 
 def per_recipient_microseconds(broadcast_ms: dict[int, float]) -> dict[int, float]:
@@ -25,7 +25,7 @@ class FullChatFactory(ChatFactory):
         super().__init__()
         self.max_people = max_people
 
-    def buildProtocol(self, addr: IAddress) -> Chat:
+    def buildProtocol(self, addr: IAddress) -> ChatConnection:
         if len(self.users) >= self.max_people:
             return FullChat(self.users)
         return super().buildProtocol(addr)
