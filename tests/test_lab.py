@@ -269,6 +269,17 @@ def test_stop_waits_for_connection_lost_to_finish() -> None:
         assert factory.finished == 1
 
 
+def test_a_stop_given_up_still_closes_the_port() -> None:
+    """Giving up the wait for a stop (timeout, Kernel > Interrupt) ends the wait, not the closing of the port."""
+    server = lab.listen(Factory.forProtocol(Echo), timeout=TIMEOUT)
+    assert isinstance(server.address, tuple)
+    # Cancelled before the reactor closes the socket: stopListening's own Deferred must not be.
+    lab.call(lambda: lab._close(server._port, server._tracer).cancel(), timeout=TIMEOUT)
+    server.wait_for_event("stopFactory()", timeout=TIMEOUT)  # recorded once the socket is closed
+    assert refuses(server.address)
+    server.stop(timeout=TIMEOUT)
+
+
 def test_stop_is_idempotent() -> None:
     """Stopping a stopped server is harmless and leaves its trace unchanged."""
     server = lab.listen(Factory.forProtocol(Echo), timeout=TIMEOUT)

@@ -311,14 +311,10 @@ class Server:
             return
         self._stopped = True
 
-        def stop_in_reactor() -> defer.Deferred[Any]:
-            stopped = defer.maybeDeferred(self._port.stopListening)
-            stopped.addCallback(lambda _: self._tracer.abort_all())
-            stopped.addCallback(lambda _: self._tracer.when_at_most(0))
-            return stopped
-
         call(
-            stop_in_reactor,
+            _close,
+            self._port,
+            self._tracer,
             timeout=timeout,
             what=f"{self.name!r} to stop listening and close its connections",
         )
@@ -387,10 +383,8 @@ def listen(
         chosen = serverFromString(_reactor(), endpoint) if isinstance(endpoint, str) else endpoint
         return chosen.listen(tracer).addCallback(keep)
 
-    def close_unseen() -> None:
-        for port in opened:
-            port.stopListening()
-        tracer.abort_all()
+    def close_unseen() -> defer.Deferred[None]:
+        return _close(opened[0], tracer) if opened else defer.succeed(None)
 
     try:
         port: IListeningPort = call(listen_in_reactor, timeout=timeout, what=f"{name!r} to start listening")
@@ -400,10 +394,27 @@ def listen(
     except BaseException:
         # Interrupted (Kernel > Interrupt) or timed out just as the port opened: it would
         # listen on, unseen by servers() and stop_all().  Queued behind the listen itself,
-        # so it sees the port if there is one.
-        _reactor().callFromThread(close_unseen)
+        # so it sees the port if there is one; waited for, so no connection reaches the
+        # port once listen() has raised.
+        try:
+            call(close_unseen, timeout=timeout, what=f"the port {name!r} opened unseen to close")
+        except (LabTimeout, KeyboardInterrupt):
+            pass  # the first error says what went wrong; the port still closes on the reactor
         raise
     return server
+
+
+def _close(port: IListeningPort, tracer: TracingFactory) -> defer.Deferred[None]:
+    """Stop listening, abort the open connections; fire once every one has gone.
+
+    Giving up the wait (a timeout, Kernel > Interrupt) cancels only the wait:
+    cancelling ``stopListening``'s Deferred would stop the close half-way,
+    leaving a socket the kernel still completes handshakes on.
+    """
+    closing = defer.maybeDeferred(port.stopListening).addCallback(lambda _: tracer.abort_all())
+    closed: defer.Deferred[None] = defer.Deferred()
+    closing.chainDeferred(closed)
+    return closed.addCallback(lambda _: tracer.when_at_most(0))
 
 
 def servers() -> list[Server]:
