@@ -3,20 +3,34 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# One lock per Python minor (constraints/py3.X.txt, written by `make lock`); the venv's own Python,
+# once it exists, decides which applies.
+PY_MINOR := $(shell $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+LOCK     := $(wildcard constraints/py$(PY_MINOR).txt)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb))
 # The browser test drives Debian's chromium (E2E_CHROMIUM may name another Chromium or Chrome).
 CHROMIUM  := $(or $(E2E_CHROMIUM),$(shell command -v chromium 2>/dev/null))
 
 .DEFAULT_GOAL := help
-.PHONY: help install lab test lint typecheck unit nbval nbval-fd-limits e2e e2e-if-chromium soak bench stats notebooks sync clean
+.PHONY: help install lab test lint typecheck unit nbval nbval-fd-limits e2e e2e-if-chromium soak bench stats notebooks sync lock matrix clean
 
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(STAMP): pyproject.toml $(LOCK)
+	@# Debian and Ubuntu leave a venv without pip when python3-venv is missing: never keep half a venv
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+		echo "Could not create $(VENV) with $(PYTHON). On Debian or Ubuntu: apt-get install python3-venv"; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[lab,test,dev]'
+ifneq ($(LOCK),)
+	@echo "Installing the versions pinned for Python $(PY_MINOR) in $(LOCK)."
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[lab,test,dev]'
+else
+	@echo "NOTE: no lock for Python $(PY_MINOR) in constraints/ (there are: $(patsubst constraints/py%.txt,%,$(wildcard constraints/py*.txt)))."
+	@echo "      Installing the newest releases instead. The stored notebook outputs were made with pinned"
+	@echo "      versions, so \`make nbval\` may differ; \`make lock\` writes a lock for this Python."
+	$(BIN)/python -m pip install --quiet -e '.[lab,test,dev]'
+endif
 	@# matplotlib builds its font cache on first import and says so on stderr: do it now, not in a notebook
 	$(BIN)/python -c "import matplotlib.pyplot"
 	touch $@
@@ -72,5 +86,14 @@ sync: $(STAMP) ## Copy module code into notebook cells and refresh navigation li
 notebooks: sync ## Re-execute every notebook and store its outputs
 	$(BIN)/python tools/run_notebooks.py $(NOTEBOOKS)
 
+# The oldest patch release of each minor found here (its lock then installs on later ones too).
+LOCK_PYTHONS ?= oldest
+lock: $(STAMP) ## Re-resolve constraints/: one lock per Python minor here (newest releases), and the floors
+	$(BIN)/python tools/lock.py floors $(LOCK_PYTHONS)
+
+matrix: $(STAMP) ## Unit tests and nbval on every Python here x pinned, newest, floors; prints a table (an hour or more)
+	rm -rf .nox/matrix-results
+	$(BIN)/nox --no-stop-on-first-error; status=$$?; $(BIN)/nox -s table; exit $$status
+
 clean: ## Remove .venv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .nox .pytest_cache .mypy_cache .ruff_cache

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+import sys
 from importlib.metadata import requires
 from pathlib import Path
 
-import tomllib
 import yaml
 from packaging.requirements import Requirement
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the test extra installs tomli on 3.10
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,14 +67,51 @@ def test_environment_installs_the_course_itself_from_conda_forge() -> None:
     assert python == "python" + _pyproject()["project"]["requires-python"]
 
 
-def test_constraints_pin_every_course_requirement() -> None:
-    """constraints.txt pins an exact version of each course dependency, so outputs are reproducible."""
-    pinned = {
-        _name(line.split("==")[0])
-        for line in (ROOT / "constraints.txt").read_text().splitlines()
-        if "==" in line and not line.startswith("#")
-    }
-    assert _course_requirements() <= pinned
+def _locks() -> list[Path]:
+    return sorted((ROOT / "constraints").glob("py3.*.txt"))
+
+
+def test_every_lock_pins_every_course_requirement() -> None:
+    """Each constraints/py3.X.txt pins an exact version of each course dependency that applies on 3.X."""
+    assert _locks(), "no constraints/py3.X.txt: make lock"
+    project = _pyproject()["project"]
+    for lock in _locks():
+        minor = lock.stem.removeprefix("py")
+        wanted = set()
+        for spec in project["dependencies"] + project["optional-dependencies"]["lab"]:
+            wanted.add(_name(Requirement(spec).name))
+        for spec in project["optional-dependencies"]["test"]:
+            requirement = Requirement(spec)
+            if requirement.marker is None or requirement.marker.evaluate({"python_version": minor}):
+                wanted.add(_name(requirement.name))
+        pinned = {
+            _name(line.split("==")[0])
+            for line in lock.read_text().splitlines()
+            if "==" in line and not line.startswith("#")
+        }
+        assert wanted <= pinned, (lock.name, wanted - pinned)
+
+
+def test_floors_pin_each_declared_minimum() -> None:
+    """constraints/floors.txt is exactly what tools/lock.py makes of pyproject's minimums."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import lock
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    assert (ROOT / "constraints" / "floors.txt").read_text() == lock.floors()
+    assert "twisted==26.4\n" in lock.floors()  # Factory[...] is generic from 26.4 on
+
+
+def test_matrix_workflow_covers_every_supported_python() -> None:
+    """The fork workflow tests each minor from requires-python's floor to 3.14, and macOS and Windows."""
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "matrix.yml").read_text())
+    floor = _pyproject()["project"]["requires-python"].removeprefix(">=")
+    first = int(floor.split(".")[1])
+    assert workflow["jobs"]["linux"]["strategy"]["matrix"]["python"] == [f"3.{m}" for m in range(first, 15)]
+    assert workflow["jobs"]["desktop"]["strategy"]["matrix"]["os"] == ["macos-latest", "windows-latest"]
+    triggers = workflow.get("on", workflow.get(True))
+    assert "schedule" in triggers
 
 
 def test_ci_runs_exactly_make_test() -> None:

@@ -1,0 +1,133 @@
+"""Write the pinned sets `make install` chooses from (what ``make lock`` runs).
+
+    python tools/lock.py floors                 # constraints/floors.txt from pyproject's minimums
+    python tools/lock.py /usr/bin/python3 ...   # constraints/py3.X.txt for each interpreter
+    python tools/lock.py oldest                 # the oldest patch release of each minor found here
+
+A lock is what pip resolves, newest first, for ``.[lab,test,dev]`` in a fresh venv of
+that interpreter, frozen.  One lock per Python minor, resolved on the oldest patch
+release at hand (packages may require e.g. >= 3.11.5), because a single set cannot
+serve every minor: wheels and Requires-Python differ between them.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONSTRAINTS = ROOT / "constraints"
+EXTRAS = ".[lab,test,dev]"
+PIP_TIMEOUT = 1800  # seconds for one resolve and install; a cold pip cache takes a few minutes
+SUPPORTED_MINORS = range(10, 15)  # Python 3.10 to 3.14, as Twisted 26.10
+
+
+def interpreters() -> dict[str, str]:
+    """Supported interpreters on this machine, one per patch release: {"3.11.2": "/usr/bin/python3"}.
+
+    Looks on PATH, in /usr/bin and /usr/local/bin (a distribution's own Python), and in
+    pyenv's versions folder (whose shims on PATH would only find pyenv's current one).
+    """
+    names = ["python3", *(f"python3.{minor}" for minor in SUPPORTED_MINORS)]
+    candidates = [shutil.which(name) for name in names]
+    candidates += [f"{folder}/{name}" for folder in ("/usr/bin", "/usr/local/bin") for name in names]
+    pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    candidates += sorted(glob.glob(f"{pyenv}/versions/3.*/bin/python3"))
+    found: dict[str, str] = {}
+    for candidate in candidates:
+        if candidate is None or not os.access(candidate, os.X_OK) or "/shims/" in candidate:
+            continue
+        try:
+            version = _version(candidate)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        major, minor, _ = (int(part) for part in version.split("."))
+        if major == 3 and minor in SUPPORTED_MINORS:
+            found.setdefault(version, candidate)
+    return dict(sorted(found.items(), key=lambda item: [int(part) for part in item[0].split(".")]))
+
+
+def oldest_per_minor() -> list[str]:
+    """The oldest patch release of each minor: a lock resolved there installs on later patches too."""
+    oldest: dict[str, str] = {}
+    for version, path in interpreters().items():
+        oldest.setdefault(version.rsplit(".", 1)[0], path)
+    return list(oldest.values())
+
+
+def _version(python: str) -> str:
+    return subprocess.run(
+        [python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+
+
+def _pyproject() -> dict:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def floors() -> str:
+    """Every direct requirement (dependencies, lab and test extras) pinned to its declared minimum."""
+    project = _pyproject()["project"]
+    extras = project["optional-dependencies"]
+    lines = ["# Each direct dependency at its declared minimum (tools/lock.py floors; do not edit)."]
+    for spec in project["dependencies"] + extras["lab"] + extras["test"]:
+        requirement, _, marker = spec.partition(";")
+        match = re.fullmatch(r"\s*([A-Za-z0-9._-]+)(\[[^]]*\])?\s*>=\s*([^,\s]+)\s*", requirement)
+        if match is None:
+            raise SystemExit(f"{spec!r}: a floor needs exactly one `>=` bound")
+        pin = f"{match.group(1)}=={match.group(3)}"
+        lines.append(f"{pin}; {marker.strip()}" if marker else pin)
+    return "\n".join(lines) + "\n"
+
+
+def lock(python: str) -> Path:
+    version = _version(python)
+    minor = ".".join(version.split(".")[:2])
+    with tempfile.TemporaryDirectory(prefix="lock-") as venv:
+        subprocess.run([python, "-m", "venv", venv], check=True, timeout=300)
+        pip = [f"{venv}/bin/python", "-m", "pip"]
+        subprocess.run([*pip, "install", "--quiet", "--upgrade", "pip"], check=True, timeout=PIP_TIMEOUT)
+        subprocess.run([*pip, "install", "--quiet", "-e", EXTRAS], cwd=ROOT, check=True, timeout=PIP_TIMEOUT)
+        frozen = subprocess.run(
+            [*pip, "freeze", "--exclude-editable"], capture_output=True, text=True, check=True, timeout=120
+        ).stdout
+    target = CONSTRAINTS / f"py{minor}.txt"
+    header = (
+        f"# Exact versions `make install` uses on Python {minor}, so every machine runs the notebooks on the\n"
+        f"# libraries their stored outputs came from. Resolved on Python {version}: `make lock`, do not edit.\n"
+    )
+    target.write_text(header + "".join(sorted(frozen.splitlines(keepends=True), key=str.lower)))
+    return target
+
+
+def main(args: list[str]) -> int:
+    if not args:
+        print(__doc__)
+        return 2
+    CONSTRAINTS.mkdir(exist_ok=True)
+    expanded = [python for arg in args for python in (oldest_per_minor() if arg == "oldest" else [arg])]
+    for arg in expanded:
+        if arg == "floors":
+            (CONSTRAINTS / "floors.txt").write_text(floors())
+            print("wrote constraints/floors.txt")
+        else:
+            print(f"wrote {lock(arg).relative_to(ROOT)} with {arg}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
