@@ -23,6 +23,7 @@ import nbformat
 import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
+from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -331,10 +332,16 @@ print(talking.read_line(), len(lab.servers()))
 """,
     )
     assert busy == {"stdout": "hello 2\n", "stderr": "", "status": "ok"}
-    began = time.monotonic()
+    # Past half its shutdown_wait_time (JupyterLab's: 5 s) a kernel that has not exited is sent
+    # SIGTERM.  A loaded machine can stretch a clean exit past 2.5 s, so wait long, and check
+    # how the old kernel ended rather than how long it took: exit status 0, not killed.
+    manager.shutdown_wait_time = 2 * TIMEOUT
+    assert isinstance(manager.provisioner, LocalProvisioner)
+    old_kernel = manager.provisioner.process
+    assert old_kernel is not None
     manager.restart_kernel()  # graceful, as JupyterLab's Kernel > Restart Kernel
     client.wait_for_ready(timeout=TIMEOUT)
-    assert time.monotonic() - began < manager.shutdown_wait_time  # past that it would be killed
+    assert old_kernel.wait(timeout=TIMEOUT) == 0
     index = ROOT / "notebooks" / "00-Index.ipynb"
     for cell in code_cells(index):
         stored = "".join(output.get("text", "") for output in cell.outputs)

@@ -124,9 +124,12 @@ def test_call_times_out_naming_what_it_waited_for() -> None:
     assert "the answer that never comes" in str(caught.value)
     assert "0.3 s" in str(caught.value)
     assert isinstance(caught.value, TimeoutError)
-    # Well under SHORT + 2 s: the reactor-side timeout fired, not the main thread's backstop.
-    assert SHORT - 0.05 <= elapsed < SHORT + 1.0
+    # The reactor-side timeout fired and cancelled the work before answering, not the main
+    # thread's backstop (which says the reactor did not answer): told apart by what happened,
+    # not by how long it took, which a loaded machine stretches.
+    assert "did not answer" not in str(caught.value)
     assert cancelled.is_set()
+    assert SHORT - 0.05 <= elapsed < TIMEOUT
 
 
 def test_call_timeout_names_the_function_by_default() -> None:
@@ -333,6 +336,8 @@ def test_stop_all_stops_the_others_when_one_cannot_stop() -> None:
     with pytest.raises(lab.LabTimeout, match="'stuck' to stop listening"):
         lab.stop_all(timeout=SHORT)
     assert not other.listening
+    # SHORT may not be time enough on a loaded machine for the port to close, only to start closing.
+    other.wait_for_event("stopFactory()", timeout=TIMEOUT)
     assert isinstance(other.address, tuple) and refuses(other.address)
     assert lab.servers() == []
 
