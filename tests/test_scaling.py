@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import resource
 import subprocess
 import sys
 import threading
@@ -12,15 +11,18 @@ import threading
 import psutil
 import pytest
 
-from writing_servers import lab
+from writing_servers import lab, scaling
 from writing_servers.chat import ChatFactory
 from writing_servers.scaling import (
     ChatCrowd,
     CrowdProcess,
+    Room,
     ThreadPerClientChat,
     measure,
     raise_open_file_limit,
     resident_memory,
+    room_for_clients,
+    select_limit,
     serve_crowd,
 )
 
@@ -72,6 +74,7 @@ def test_thread_per_client_chat_uses_a_thread_per_connection_and_cleans_up() -> 
 
 def test_raise_open_file_limit_stays_within_the_hard_limit() -> None:
     """The soft limit rises to what is asked, but never past the hard limit."""
+    resource = pytest.importorskip("resource", reason="Windows has no open-file limits")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
         assert raise_open_file_limit(soft) == soft
@@ -155,7 +158,8 @@ def test_measure_samples_each_size() -> None:
 
 
 def test_room_for_clients_stays_under_the_hard_limit() -> None:
-    """With a low hard limit the room shrinks to what fits, leaving the spare descriptors free."""
+    """With a low hard limit the room shrinks to what fits, leaving the spare descriptors free, and says why."""
+    pytest.importorskip("resource", reason="Windows has no open-file limits")
     # In a child process: lowering a hard limit cannot be undone without privileges.
     script = """
 import resource
@@ -163,15 +167,30 @@ from writing_servers.scaling import SPARE_DESCRIPTORS, open_descriptors, room_fo
 
 low = open_descriptors() + SPARE_DESCRIPTORS + 100
 resource.setrlimit(resource.RLIMIT_NOFILE, (low - 50, low))
-print(room_for_clients(1000), resource.getrlimit(resource.RLIMIT_NOFILE)[0] == low, room_for_clients(10))
+room = room_for_clients(1000)
+print(room.clients, resource.getrlimit(resource.RLIMIT_NOFILE)[0] == low, room_for_clients(10).clients)
+print(room)
 """
     shown = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
     )
-    room, raised, small = shown.stdout.split()
+    numbers, sentence = shown.stdout.splitlines()
+    room, raised, small = numbers.split()
     assert 95 <= int(room) <= 100  # open_descriptors() counts the same few descriptors each time
     assert raised == "True"
     assert small == "10"
+    assert sentence.startswith(
+        f"Room for {room} of 1000 connections: the hard limit on open files (ulimit -Hn) is "
+    )
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux's default reactor is epoll")
+def test_room_for_clients_on_epoll_has_room_for_everyone() -> None:
+    """On Linux's default reactor nothing but the open-file limit bounds the room, and the sentence says all fit."""
+    assert select_limit() is None
+    room = room_for_clients(100)
+    assert room == Room(100, 100, room.reason)
+    assert str(room) == "Room for all 100 connections."
 
 
 def test_resident_memory_sees_an_allocation() -> None:
@@ -180,3 +199,22 @@ def test_resident_memory_sees_an_allocation() -> None:
     block = bytearray(20_000_000)
     assert resident_memory() - before > 15_000_000
     del block
+
+
+def test_crowd_process_says_when_its_child_ended(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child that exits instead of answering is reported as a ConnectionError with its exit status."""
+    monkeypatch.setattr(scaling, "_CROWD_COMMAND", "import sys; sys.exit(3)")
+    with pytest.raises(ConnectionError, match=r"ended \(exit status 3\)"):
+        CrowdProcess(("127.0.0.1", 1), timeout=5)
+    assert psutil.Process().children() == []
+
+
+def test_crowd_process_gives_up_on_a_silent_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child that never answers: the wait ends with TimeoutError, and the child is killed and reaped."""
+    monkeypatch.setattr(scaling, "_CROWD_COMMAND", "import time; time.sleep(60)")
+    monkeypatch.setattr(scaling, "ANSWER_MARGIN", 0.0)
+    threads_before = threading.active_count()
+    with pytest.raises(TimeoutError, match="did not answer in time"):
+        CrowdProcess(("127.0.0.1", 1), timeout=0.5)
+    assert psutil.Process().children() == []
+    assert threading.active_count() == threads_before  # the answers' reader ended with the child

@@ -5,14 +5,15 @@ from __future__ import annotations
 import datetime
 import os
 import re
-import select
 import socket
 import ssl
 import stat
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from cryptography import x509
@@ -27,7 +28,7 @@ from twisted.internet.protocol import Factory
 from writing_servers import lab
 from writing_servers.clients import connect
 from writing_servers.protocols import QOTD, Echo
-from writing_servers.serving import QOTDFactory, make_self_signed_certificate
+from writing_servers.serving import QOTDFactory, first_line, make_self_signed_certificate
 
 # Twisted's own ssl: endpoint parser hands pyOpenSSL objects to pyOpenSSL, which warns; not our code.
 pytestmark = pytest.mark.filterwarnings("ignore:Passing pyOpenSSL:DeprecationWarning")
@@ -387,18 +388,18 @@ def start_script(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def first_line(process: subprocess.Popen[str]) -> str:
+def announcement(process: subprocess.Popen[str]) -> str:
     assert process.stdout is not None
-    ready, _, _ = select.select([process.stdout], [], [], SCRIPT_TIMEOUT)
-    assert ready, f"the script printed nothing within {SCRIPT_TIMEOUT:g} s"
-    return process.stdout.readline()
+    line = first_line(process.stdout, SCRIPT_TIMEOUT)
+    assert line, f"the script printed nothing within {SCRIPT_TIMEOUT:g} s"
+    return line
 
 
 def test_script_serves_until_terminated() -> None:
     """`python -m writing_servers.serving --port 0` announces its port, serves the quote, and exits 0 on SIGTERM."""
     script = start_script("--port", "0")
     try:
-        line = first_line(script)
+        line = announcement(script)
         found = re.fullmatch(r"Serving QOTD on 127\.0\.0\.1 port (\d+); Ctrl-C stops it\.\n", line)
         assert found, line
         port = int(found[1])
@@ -426,3 +427,33 @@ def test_script_reports_a_port_in_use() -> None:
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.startswith("Cannot listen:") and "already in use" in result.stderr
+
+
+def test_first_line_waits_only_as_long_as_it_is_told() -> None:
+    """first_line gives "" when nothing comes in time, the line when one does, and "" at once at the end."""
+
+    def pipe() -> tuple[IO[str], IO[str]]:
+        read_end, write_end = os.pipe()
+        return open(read_end, encoding="utf-8"), open(write_end, "w", encoding="utf-8")
+
+    reading, writing = pipe()
+    with reading, writing:
+        began = time.monotonic()
+        assert first_line(reading, 0.2) == ""
+        assert 0.2 <= time.monotonic() - began < 5
+        writing.close()  # its reader, still waiting, sees the end and finishes
+        deadline = time.monotonic() + 5
+        while any(thread.name == "first-line" for thread in threading.enumerate()):
+            assert time.monotonic() < deadline, "first_line's reader outlived its stream"
+            time.sleep(0.01)
+    reading, writing = pipe()
+    with reading, writing:
+        writing.write("hello\n")
+        writing.flush()
+        assert first_line(reading, 5) == "hello\n"
+    reading, writing = pipe()
+    with reading, writing:
+        writing.close()
+        began = time.monotonic()
+        assert first_line(reading, 5) == ""
+        assert time.monotonic() - began < 4

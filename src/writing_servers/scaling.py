@@ -16,7 +16,12 @@
 * :func:`raise_open_file_limit` lifts this process's soft limit on open
   files (``ulimit -n``) as far as the hard limit allows, because every
   connection is a file descriptor; :func:`room_for_clients` says how many
-  connections fit under it.
+  connections fit under it, and under what the reactor can watch: Twisted's
+  default reactor on macOS and Windows uses ``select()``, which cannot watch
+  descriptors numbered 1,024 or more (on Windows, more than 512 sockets).
+
+Nothing here needs a POSIX system at import: ``resource`` (no such module
+on Windows, which has no ``ulimit``) is imported only where it is used.
 
 Everything listens and connects on 127.0.0.1 only, and every wait is bounded.
 
@@ -30,7 +35,7 @@ import contextlib
 import itertools
 import json
 import os
-import resource
+import queue
 import selectors
 import signal
 import socket
@@ -53,15 +58,18 @@ __all__ = [
     "Broadcast",
     "ChatCrowd",
     "CrowdProcess",
+    "Room",
     "Sample",
     "ThreadPerClientChat",
     "count_for",
     "main",
     "measure",
     "open_descriptors",
+    "open_file_limits",
     "raise_open_file_limit",
     "resident_memory",
     "room_for_clients",
+    "select_limit",
 ]
 
 DEFAULT_TIMEOUT = 30.0
@@ -71,38 +79,137 @@ SPARE_DESCRIPTORS = 64
 ANSWER_MARGIN = 5.0
 
 
+#: How many descriptors select() can watch: those numbered below FD_SETSIZE on POSIX; 512 sockets on Windows.
+SELECT_LIMIT = 512 if sys.platform == "win32" else 1024
+
+
+def open_file_limits() -> tuple[int, int] | None:
+    """This process's soft and hard limits on open files (``ulimit -Sn``, ``-Hn``); None where there are none.
+
+    Windows has neither the limits nor the :mod:`resource` module: there,
+    only memory bounds how many sockets a process holds.
+    """
+    try:
+        import resource
+    except ImportError:
+        return None
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
 def raise_open_file_limit(wanted: int) -> int:
-    """Raise the soft limit on open files to *wanted* if the hard limit allows; return the limit now."""
+    """Raise the soft limit on open files to *wanted* if the hard limit allows; return the limit now.
+
+    Where there is no such limit (Windows), *wanted* fits: it is returned.
+    """
+    try:
+        import resource
+    except ImportError:
+        return wanted
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    if soft < wanted:
         new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-        soft = new
+        with contextlib.suppress(ValueError, OSError):  # macOS refuses more than kern.maxfilesperproc
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+            soft = new
     return soft
 
 
 def open_descriptors() -> int:
-    """How many file descriptors this process has open now."""
+    """How many file descriptors this process has open now (0 where the system does not say: Windows)."""
     for folder in ("/proc/self/fd", "/dev/fd"):  # Linux; macOS and the BSDs
         with contextlib.suppress(OSError):
             return len(os.listdir(folder)) - 1  # listdir's own descriptor is listed too
     return 0
 
 
-def room_for_clients(wanted: int) -> int:
-    """Make room for *wanted* more connections if the hard limit allows; return how many fit.
+def select_limit() -> int | None:
+    """How many descriptors Twisted's reactor in this process can watch, if it uses select(); else None.
+
+    Twisted's default reactor is epoll on Linux, poll on other POSIX
+    systems, and select on macOS and Windows.  The select reactor does not
+    refuse a descriptor it cannot watch: select() rejects the whole set, and
+    the reactor drops the connections it cannot pass ("bad descriptor", in
+    its log only).  Imports the reactor, installing the default if none is.
+    """
+    from twisted.internet import reactor
+    from twisted.internet.selectreactor import SelectReactor
+
+    return SELECT_LIMIT if isinstance(reactor, SelectReactor) else None
+
+
+@dataclass(frozen=True)
+class Room:
+    """How many of the *wanted* connections fit in this process, and why not all when they do not."""
+
+    clients: int
+    wanted: int
+    reason: str = ""  # what limits it, when clients < wanted
+
+    def __str__(self) -> str:
+        if self.clients >= self.wanted:
+            return f"Room for all {self.wanted} connections."
+        return f"Room for {self.clients} of {self.wanted} connections: {self.reason}."
+
+
+def room_for_clients(wanted: int) -> Room:
+    """Make room for *wanted* more connections where the limits allow; say how many fit, and why.
 
     Each connection held by this process is one descriptor.  The soft limit
-    is raised first; only a low hard limit makes the answer smaller than
-    *wanted*, leaving :data:`SPARE_DESCRIPTORS` free for everything else.
+    is raised first; then only a low hard limit, or a reactor that watches
+    descriptors with select(), makes the room smaller than *wanted*, leaving
+    :data:`SPARE_DESCRIPTORS` free for everything else.
     """
     in_use = open_descriptors() + SPARE_DESCRIPTORS
     limit = raise_open_file_limit(in_use + wanted)
-    return max(0, min(wanted, limit - in_use))
+    room = Room(
+        max(0, min(wanted, limit - in_use)), wanted, f"the hard limit on open files (ulimit -Hn) is {limit}"
+    )
+    watchable = select_limit()
+    if watchable is not None and watchable - in_use < room.clients:
+        from twisted.internet import reactor
+
+        if sys.platform == "win32":
+            what_fails = f"takes at most {watchable} sockets at once on Windows; past that, nobody is served"
+        else:
+            what_fails = (
+                f"cannot take descriptors numbered {watchable} or more; those connections are dropped"
+            )
+        room = Room(
+            max(0, watchable - in_use),
+            wanted,
+            f"this reactor, {type(reactor).__name__}, watches sockets with select(), which {what_fails},"
+            " without an error",
+        )
+    return room
 
 
 def resident_memory() -> int:
     """Bytes of this process's memory in RAM now: its resident set size, thread stacks included."""
+    if sys.platform == "win32":  # the working set, as Task Manager shows it
+        import ctypes
+        from ctypes import wintypes
+
+        class Counters(ctypes.Structure):  # PROCESS_MEMORY_COUNTERS, in psapi.h
+            _fields_ = [
+                ("cb", wintypes.DWORD),
+                ("PageFaultCount", wintypes.DWORD),
+                ("PeakWorkingSetSize", ctypes.c_size_t),
+                ("WorkingSetSize", ctypes.c_size_t),
+                ("QuotaPeakPagedPoolUsage", ctypes.c_size_t),
+                ("QuotaPagedPoolUsage", ctypes.c_size_t),
+                ("QuotaPeakNonPagedPoolUsage", ctypes.c_size_t),
+                ("QuotaNonPagedPoolUsage", ctypes.c_size_t),
+                ("PagefileUsage", ctypes.c_size_t),
+                ("PeakPagefileUsage", ctypes.c_size_t),
+            ]
+
+        counters = Counters(cb=ctypes.sizeof(Counters))
+        process = ctypes.windll.kernel32.GetCurrentProcess()
+        if not ctypes.windll.psapi.GetProcessMemoryInfo(process, ctypes.byref(counters), counters.cb):
+            raise ctypes.WinError()
+        return int(counters.WorkingSetSize)
     with contextlib.suppress(OSError):
         with open("/proc/self/statm") as statm:  # Linux: sizes in pages
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -238,10 +345,14 @@ class CrowdProcess:
         self.timeout = timeout
         self._size = 0
         self._requests = itertools.count(1)
-        self._buffer = b""
         self._process = subprocess.Popen(
             [sys.executable, "-c", _CROWD_COMMAND], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
+        # A thread reads the answers, so waiting for one can time out everywhere:
+        # Windows cannot select() on a pipe.  It ends when the child does.
+        self._answers: queue.Queue[bytes] = queue.Queue()
+        self._reader = threading.Thread(target=self._read_answers, name="crowd-answers", daemon=True)
+        self._reader.start()
         try:
             self._request(connect=list(address), timeout=timeout)
         except BaseException:
@@ -263,12 +374,12 @@ class CrowdProcess:
 
     def _request(self, **request: Any) -> dict[str, Any]:
         number = next(self._requests)
-        stdin, stdout = self._process.stdin, self._process.stdout
-        assert stdin is not None and stdout is not None
+        stdin = self._process.stdin
+        assert stdin is not None
         stdin.write(json.dumps({"id": number, **request}).encode() + b"\n")
         stdin.flush()
         while True:  # skip any answer to a request an interrupted cell stopped waiting for
-            reply: dict[str, Any] = json.loads(self._read_line(stdout))
+            reply: dict[str, Any] = json.loads(self._next_answer())
             if reply["id"] == number:
                 break
         if "error" in reply:
@@ -278,23 +389,24 @@ class CrowdProcess:
             raise kind(reply["error"])
         return reply
 
-    def _read_line(self, stdout: IO[bytes]) -> bytes:
+    def _read_answers(self) -> None:
+        stdout = self._process.stdout
+        assert stdout is not None
+        for line in stdout:
+            self._answers.put(line)
+        self._answers.put(b"")  # the child's end
+
+    def _next_answer(self) -> bytes:
         # The child bounds each step by the same timeout: give its answer time to arrive.
-        deadline = time.monotonic() + 2 * self.timeout + ANSWER_MARGIN
-        with selectors.DefaultSelector() as selector:
-            selector.register(stdout, selectors.EVENT_READ)
-            while b"\n" not in self._buffer:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("the crowd's process did not answer in time")
-                if selector.select(left):
-                    chunk = os.read(stdout.fileno(), 65536)
-                    if not chunk:
-                        raise ConnectionError(
-                            f"the crowd's process ended (exit status {self._process.wait()})"
-                        )
-                    self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
+        try:
+            line = self._answers.get(timeout=2 * self.timeout + ANSWER_MARGIN)
+        except queue.Empty:
+            raise TimeoutError("the crowd's process did not answer in time") from None
+        if not line:
+            self._answers.put(line)  # every later request hears of the end too
+            raise ConnectionError(
+                f"the crowd's process ended (exit status {self._process.wait(self.timeout)})"
+            )
         return line
 
     def close(self) -> None:
@@ -308,6 +420,7 @@ class CrowdProcess:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait(self.timeout)
+        self._reader.join(self.timeout)  # it reads until the child's end, which has come
         if self._process.stdout is not None:
             self._process.stdout.close()
 
@@ -511,11 +624,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = server_arguments("Notebook 8's chat, with the open-file limit raised for many clients.")
     parser.add_argument("--clients", type=int, default=10_000, help="connections to make room for")
     args = parser.parse_args(argv)
-    limit = raise_open_file_limit(args.clients + 100)  # and a few for the program itself
-    if limit < args.clients + 100:
-        print(
-            f"Room for only {limit - 100} clients: the hard limit (ulimit -Hn) is {limit}.", file=sys.stderr
-        )
+    room = room_for_clients(args.clients)
+    if room.clients < room.wanted:
+        print(room, file=sys.stderr)
     return run_server(ChatFactory(), "Chat", args.port, args.interface)
 
 

@@ -10,6 +10,9 @@ A protocol says what to do on one connection; to run it you need a
   ``python -m writing_servers.serving --port 8007``.
 * :func:`make_self_signed_certificate` writes a key and a certificate, so the
   very same factory can be served over TLS as well as TCP and UNIX sockets.
+* :func:`why_no_unix_sockets` says when this machine has no UNIX sockets
+  (Windows), so that a cell can say so and skip them; :func:`first_line`
+  waits a bounded time for a program's first line of output on any system.
 
 Importing this module starts nothing: the reactor is imported inside
 :func:`main`, the only function that runs it.
@@ -20,20 +23,24 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import queue
+import socket
 import sys
+import threading
 from collections.abc import Sequence
+from typing import IO
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from twisted.internet.interfaces import IAddress
+from twisted.internet.interfaces import IAddress, IReactorUNIX
 from twisted.internet.protocol import Factory
 
 from writing_servers.programs import run_server, server_arguments
 from writing_servers.protocols import QOTD
 
-__all__ = ["QOTD", "QOTDFactory", "main", "make_self_signed_certificate"]
+__all__ = ["QOTD", "QOTDFactory", "first_line", "main", "make_self_signed_certificate", "why_no_unix_sockets"]
 
 
 class QOTDFactory(Factory):
@@ -103,6 +110,29 @@ def make_self_signed_certificate(
             )
         )
     return cert_path, key_path
+
+
+def why_no_unix_sockets(reactor: object) -> str | None:
+    """Why *reactor* cannot serve a UNIX socket on this machine; None when it can (Linux, macOS)."""
+    if not hasattr(socket, "AF_UNIX"):  # Python on Windows
+        return f"Python has no UNIX sockets on this system ({sys.platform})"
+    if not IReactorUNIX.providedBy(reactor):
+        return f"this reactor ({type(reactor).__name__}) cannot listen on UNIX sockets"
+    return None
+
+
+def first_line(stream: IO[str], timeout: float) -> str:
+    """The first line *stream* gives within *timeout* seconds, or "" if none came by then (or it ended).
+
+    A thread reads it, because Windows cannot ``select()`` on a pipe; a line
+    that arrives after the timeout is read by that thread and lost.
+    """
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(stream.readline()), name="first-line", daemon=True).start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        return ""
 
 
 if __name__ == "__main__":

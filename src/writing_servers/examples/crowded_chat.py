@@ -9,10 +9,12 @@ Written from writing_servers.scaling by tools/sync_notebooks.py: change the modu
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import re
-import resource
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.address import IPv4Address
@@ -339,14 +341,99 @@ def run_server(factory: Factory[Any], name: str, port: int, interface: str) -> i
     return 1 if failures else 0
 
 
+SPARE_DESCRIPTORS = 64
+
+
+SELECT_LIMIT = 512 if sys.platform == "win32" else 1024
+
+
 def raise_open_file_limit(wanted: int) -> int:
-    """Raise the soft limit on open files to *wanted* if the hard limit allows; return the limit now."""
+    """Raise the soft limit on open files to *wanted* if the hard limit allows; return the limit now.
+
+    Where there is no such limit (Windows), *wanted* fits: it is returned.
+    """
+    try:
+        import resource
+    except ImportError:
+        return wanted
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    if soft < wanted:
         new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-        soft = new
+        with contextlib.suppress(ValueError, OSError):  # macOS refuses more than kern.maxfilesperproc
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+            soft = new
     return soft
+
+
+def open_descriptors() -> int:
+    """How many file descriptors this process has open now (0 where the system does not say: Windows)."""
+    for folder in ("/proc/self/fd", "/dev/fd"):  # Linux; macOS and the BSDs
+        with contextlib.suppress(OSError):
+            return len(os.listdir(folder)) - 1  # listdir's own descriptor is listed too
+    return 0
+
+
+def select_limit() -> int | None:
+    """How many descriptors Twisted's reactor in this process can watch, if it uses select(); else None.
+
+    Twisted's default reactor is epoll on Linux, poll on other POSIX
+    systems, and select on macOS and Windows.  The select reactor does not
+    refuse a descriptor it cannot watch: select() rejects the whole set, and
+    the reactor drops the connections it cannot pass ("bad descriptor", in
+    its log only).  Imports the reactor, installing the default if none is.
+    """
+    from twisted.internet import reactor
+    from twisted.internet.selectreactor import SelectReactor
+
+    return SELECT_LIMIT if isinstance(reactor, SelectReactor) else None
+
+
+@dataclass(frozen=True)
+class Room:
+    """How many of the *wanted* connections fit in this process, and why not all when they do not."""
+
+    clients: int
+    wanted: int
+    reason: str = ""  # what limits it, when clients < wanted
+
+    def __str__(self) -> str:
+        if self.clients >= self.wanted:
+            return f"Room for all {self.wanted} connections."
+        return f"Room for {self.clients} of {self.wanted} connections: {self.reason}."
+
+
+def room_for_clients(wanted: int) -> Room:
+    """Make room for *wanted* more connections where the limits allow; say how many fit, and why.
+
+    Each connection held by this process is one descriptor.  The soft limit
+    is raised first; then only a low hard limit, or a reactor that watches
+    descriptors with select(), makes the room smaller than *wanted*, leaving
+    :data:`SPARE_DESCRIPTORS` free for everything else.
+    """
+    in_use = open_descriptors() + SPARE_DESCRIPTORS
+    limit = raise_open_file_limit(in_use + wanted)
+    room = Room(
+        max(0, min(wanted, limit - in_use)), wanted, f"the hard limit on open files (ulimit -Hn) is {limit}"
+    )
+    watchable = select_limit()
+    if watchable is not None and watchable - in_use < room.clients:
+        from twisted.internet import reactor
+
+        if sys.platform == "win32":
+            what_fails = f"takes at most {watchable} sockets at once on Windows; past that, nobody is served"
+        else:
+            what_fails = (
+                f"cannot take descriptors numbered {watchable} or more; those connections are dropped"
+            )
+        room = Room(
+            max(0, watchable - in_use),
+            wanted,
+            f"this reactor, {type(reactor).__name__}, watches sockets with select(), which {what_fails},"
+            " without an error",
+        )
+    return room
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -358,11 +445,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = server_arguments("Notebook 8's chat, with the open-file limit raised for many clients.")
     parser.add_argument("--clients", type=int, default=10_000, help="connections to make room for")
     args = parser.parse_args(argv)
-    limit = raise_open_file_limit(args.clients + 100)  # and a few for the program itself
-    if limit < args.clients + 100:
-        print(
-            f"Room for only {limit - 100} clients: the hard limit (ulimit -Hn) is {limit}.", file=sys.stderr
-        )
+    room = room_for_clients(args.clients)
+    if room.clients < room.wanted:
+        print(room, file=sys.stderr)
     return run_server(ChatFactory(), "Chat", args.port, args.interface)
 
 

@@ -1,7 +1,9 @@
 """Solutions to notebook 3's exercises."""
 
+import os
+
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.endpoints import TCP4ServerEndpoint, quoteStringArgument
 from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTCP
 from twisted.internet.protocol import Factory
 
@@ -19,10 +21,10 @@ def listen_twice(reactor: IReactorTCP, factory: Factory) -> "Deferred[list[IList
 def private_unix_endpoint(folder: str) -> str:
     """A UNIX socket named qotd.sock in *folder* that only its owner may connect to.
 
-    The mode is octal, as for chmod.  A path holding ':' or '\\' would need
-    escaping first: ``twisted.internet.endpoints.quoteStringArgument(path)``.
+    The mode is octal, as for chmod.  quoteStringArgument escapes any ':' or
+    '\\' in the path, which would otherwise end it early (a Windows path has both).
     """
-    return f"unix:{folder}/qotd.sock:mode=600"
+    return f"unix:{quoteStringArgument(os.path.join(folder, 'qotd.sock'))}:mode=600"
 
 
 class LimitedQOTDFactory(QOTDFactory):
