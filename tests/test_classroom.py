@@ -57,6 +57,11 @@ import zmq.utils.garbage as _zmq_garbage
 
 _zmq_garbage.gc.start()
 
+# ipykernel 7.3 (Python 3.10) opens a zmq socket (an eventfd on Linux) for good in the main
+# thread and in its IOPub thread the first time a cell's output is sent: send some now
+# (flush returns once the IOPub thread has sent it).
+print("Taking stock of what the kernel holds.", flush=True)
+
 # The first TCP listen makes Twisted reserve one spare descriptor (/dev/null) for
 # the life of the process, to recover from running out of them: part of the runtime.
 _lab.listen(_Factory.forProtocol(_Protocol), name="classroom baseline").stop()
