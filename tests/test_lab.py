@@ -384,7 +384,6 @@ INTERRUPTED_LISTEN_SCRIPT = textwrap.dedent(
         lab.listen(Factory.forProtocol(Echo), endpoint=InterruptingEndpoint(), timeout=10)
     except KeyboardInterrupt:
         print("interrupted")
-    lab.call(lambda: None, timeout=10)  # after the port's own clean-up, queued before this
     address = opened[0]
     try:
         socket.create_connection((address.host, address.port), timeout=10).close()
