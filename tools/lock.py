@@ -76,21 +76,69 @@ def _pyproject() -> dict:
         import tomllib
     else:
         import tomli as tomllib
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        return tomllib.load(file)
+
+
+def _lowest_with_wheel(name: str, floor: str, minor: str) -> str:
+    """The lowest release >= floor with a wheel for Python `minor` (pip index asks the package index)."""
+    from packaging.version import Version
+
+    listing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "index",
+            "versions",
+            name,
+            f"--python-version={minor}",
+            "--only-binary=:all:",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    match = re.search(r"^Available versions: (.+)$", listing, re.MULTILINE)
+    found = sorted(Version(v) for v in match.group(1).split(", ")) if match else []
+    usable = [version for version in found if version >= Version(floor)]
+    if not usable:
+        raise SystemExit(f"{name}>={floor}: no release with a wheel for Python {minor}")
+    return floor if usable[0] == Version(floor) else str(usable[0])
 
 
 def floors() -> str:
-    """Every direct requirement (dependencies, lab and test extras) pinned to its declared minimum."""
+    """Every direct requirement (dependencies, lab and test extras) pinned to its declared minimum.
+
+    Where the minimum has no wheel for a newer Python (matplotlib 3.8 on 3.13), that Python's
+    floor is the lowest release that has one: students install wheels, not compilers.
+    """
     project = _pyproject()["project"]
     extras = project["optional-dependencies"]
-    lines = ["# Each direct dependency at its declared minimum (tools/lock.py floors; do not edit)."]
+    minors = [f"3.{minor}" for minor in SUPPORTED_MINORS]
+    lines = [
+        "# Each direct dependency at its declared minimum or, on a Python where that release has no",
+        "# wheel, the lowest release that has one (tools/lock.py floors; do not edit).",
+    ]
     for spec in project["dependencies"] + extras["lab"] + extras["test"]:
         requirement, _, marker = spec.partition(";")
         match = re.fullmatch(r"\s*([A-Za-z0-9._-]+)(\[[^]]*\])?\s*>=\s*([^,\s]+)\s*", requirement)
         if match is None:
             raise SystemExit(f"{spec!r}: a floor needs exactly one `>=` bound")
-        pin = f"{match.group(1)}=={match.group(3)}"
-        lines.append(f"{pin}; {marker.strip()}" if marker else pin)
+        name, floor = match.group(1), match.group(3)
+        if marker:  # a backport for old Pythons only (tomli): pure Python, one floor
+            lines.append(f"{name}=={floor}; {marker.strip()}")
+            continue
+        by_minor = {minor: _lowest_with_wheel(name, floor, minor) for minor in minors}
+        if len(set(by_minor.values())) == 1:
+            lines.append(f"{name}=={floor}")
+            continue
+        for version in dict.fromkeys(by_minor.values()):
+            applies = [minor for minor in minors if by_minor[minor] == version]
+            first, last = applies[0], applies[-1]
+            where = f'== "{first}"' if first == last else f'>= "{first}" and python_version <= "{last}"'
+            lines.append(f"{name}=={version}; python_version {where}")
     return "\n".join(lines) + "\n"
 
 
