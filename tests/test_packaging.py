@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import sys
 from importlib.metadata import requires
 from pathlib import Path
 
+import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.version import Version
@@ -152,3 +155,39 @@ def test_fork_workflow_is_valid_yaml_that_runs_make_test() -> None:
     assert steps[-1]["run"] == "make test"
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads the key `on` as True
     assert set(triggers) == {"push", "pull_request"}
+
+
+def _make_install_plan(tmp_path: Path, python: str) -> str:
+    """What `make install` would run for a fresh .venv made with `python` (make -n runs nothing)."""
+    if shutil.which("make") is None:
+        pytest.skip("no make here")
+    result = subprocess.run(
+        ["make", "-n", "--no-print-directory", "install", f"VENV={tmp_path / 'venv'}", f"PYTHON={python}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_make_install_uses_the_lock_for_the_interpreters_minor(tmp_path: Path) -> None:
+    """PYTHON=... make install pins with constraints/py3.X.txt for that interpreter's minor."""
+    minor = f"{sys.version_info.major}.{sys.version_info.minor}"
+    plan = _make_install_plan(tmp_path, sys.executable)
+    if (ROOT / "constraints" / f"py{minor}.txt").exists():
+        assert f"-c constraints/py{minor}.txt -e" in plan
+    else:
+        assert f"no lock for Python {minor}" in plan
+
+
+def test_make_install_says_what_it_does_without_a_lock(tmp_path: Path) -> None:
+    """For a minor with no lock, make says so and installs the newest releases, unpinned."""
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\necho 3.99\n")
+    fake.chmod(0o755)
+    plan = _make_install_plan(tmp_path, str(fake))
+    assert "NOTE: no lock for Python 3.99" in plan
+    assert "Installing the newest releases instead" in plan
+    assert "-c constraints/" not in plan
