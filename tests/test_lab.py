@@ -370,6 +370,8 @@ INTERRUPTED_LISTEN_SCRIPT = textwrap.dedent(
     from writing_servers import lab
     from writing_servers.protocols import Echo
 
+    # As in a kernel, SIGINT interrupts, even where the parent ignored it (nohup, `cmd &` in a script).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     opened = []
 
     class InterruptingEndpoint:
