@@ -91,7 +91,7 @@ LOCK_PYTHONS ?= oldest
 lock: $(STAMP) ## Re-resolve constraints/: one lock per Python minor here (newest releases), and the floors
 	$(BIN)/python tools/lock.py floors $(LOCK_PYTHONS)
 
-matrix: $(STAMP) ## Unit tests and nbval on every Python here x pinned, newest, floors; prints a table (an hour or more)
+matrix: $(STAMP) ## Unit tests and nbval on every Python here x pinned, newest, floors; prints a table (about 10 min per combination)
 	rm -rf .nox/matrix-results
 	$(BIN)/nox --no-stop-on-first-error; status=$$?; $(BIN)/nox -s table; exit $$status
 
