@@ -93,7 +93,7 @@ lock: $(STAMP) ## Re-resolve constraints/: one lock per Python minor here (newes
 
 matrix: $(STAMP) ## Unit tests and nbval on every Python here x pinned, newest, floors; prints a table (about 10 min per combination)
 	rm -rf .nox/matrix-results
-	$(BIN)/nox --no-stop-on-first-error; status=$$?; $(BIN)/nox -s table; exit $$status
+	$(BIN)/nox  # every matrix session, failed or not, then the table
 
 clean: ## Remove .venv and caches
 	rm -rf $(VENV) .nox .pytest_cache .mypy_cache .ruff_cache
