@@ -20,7 +20,7 @@ help: ## List the commands
 $(STAMP): pyproject.toml $(LOCK)
 	@# Debian and Ubuntu leave a venv without pip when python3-venv is missing: never keep half a venv
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
-		echo "Could not create $(VENV) with $(PYTHON). On Debian or Ubuntu: apt-get install python3-venv"; exit 1; }
+		echo "Could not create $(VENV) with $(PYTHON): is it installed? On Debian or Ubuntu: apt-get install python3-venv"; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 ifneq ($(LOCK),)
 	@echo "Installing the versions pinned for Python $(PY_MINOR) in $(LOCK)."
