@@ -2,6 +2,7 @@
 
     nox                                         # every combination, then the table
     nox -s matrix -k "floors"                   # one column of it; `nox -s table` prints what ran
+    nox -s "matrix(3.12.1, config='floors')"    # one cell (`nox -l` lists them)
     MATRIX_PYTHONS="/usr/bin/python3 /opt/python3.14/bin/python3" nox   # these interpreters only
 
 pinned installs the lock for the interpreter's minor (constraints/py3.X.txt), newest installs
