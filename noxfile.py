@@ -138,13 +138,13 @@ def matrix(session: nox.Session, python: str, config: str) -> None:
                 **_junit_counts(report),
             }
             if code != 0:
-                failed.append(part)
+                failed.append(f"{part} failed")
     else:
         result["problem"] = problem
         failed.append(problem)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1))
     if failed:
-        session.error(f"{name}: {', '.join(failed)} failed")
+        session.error(f"{name}: {', '.join(failed)}")
 
 
 def _cell(part: object) -> str:

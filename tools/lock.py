@@ -80,46 +80,48 @@ def _pyproject() -> dict:
         return tomllib.load(file)
 
 
-def _lowest_with_wheel(name: str, floor: str, minor: str) -> str:
-    """The lowest release >= floor with a wheel for Python `minor` (pip index asks the package index)."""
+def _lowest_with_wheels(name: str, floor: str, minor: str) -> str:
+    """The lowest release >= floor that installs from wheels alone on Python `minor`, dependencies too.
+
+    Dependencies count: playwright 1.45 pins greenlet 3.0.3, which has no wheel for 3.13.
+    """
     from packaging.version import Version
 
+    pip = [sys.executable, "-m", "pip"]
+    target = [f"--python-version={minor}", "--only-binary=:all:"]
     listing = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "index",
-            "versions",
-            name,
-            f"--python-version={minor}",
-            "--only-binary=:all:",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
+        [*pip, "index", "versions", name, *target], capture_output=True, text=True, check=True, timeout=300
     ).stdout
     match = re.search(r"^Available versions: (.+)$", listing, re.MULTILINE)
     found = sorted(Version(v) for v in match.group(1).split(", ")) if match else []
-    usable = [version for version in found if version >= Version(floor)]
-    if not usable:
-        raise SystemExit(f"{name}>={floor}: no release with a wheel for Python {minor}")
-    return floor if usable[0] == Version(floor) else str(usable[0])
+    for version in [version for version in found if version >= Version(floor)]:
+        dry_run = [
+            *pip,
+            "install",
+            "--dry-run",
+            "--quiet",
+            "--ignore-installed",
+            *target,
+            f"{name}=={version}",
+        ]
+        if subprocess.run(dry_run, capture_output=True, timeout=300).returncode == 0:
+            return floor if version == Version(floor) else str(version)
+    raise SystemExit(f"{name}>={floor}: no release installs from wheels on Python {minor}")
 
 
 def floors() -> str:
     """Every direct requirement (dependencies, lab and test extras) pinned to its declared minimum.
 
-    Where the minimum has no wheel for a newer Python (matplotlib 3.8 on 3.13), that Python's
-    floor is the lowest release that has one: students install wheels, not compilers.
+    Where the minimum has no wheel for a newer Python (matplotlib 3.8 on 3.13), or a dependency it
+    pins has none, that Python's floor is the lowest release that installs from wheels: students
+    install wheels, not compilers.
     """
     project = _pyproject()["project"]
     extras = project["optional-dependencies"]
     minors = [f"3.{minor}" for minor in SUPPORTED_MINORS]
     lines = [
-        "# Each direct dependency at its declared minimum or, on a Python where that release has no",
-        "# wheel, the lowest release that has one (tools/lock.py floors; do not edit).",
+        "# Each direct dependency at its declared minimum or, on a Python where that release does not",
+        "# install from wheels, the lowest release that does (tools/lock.py floors; do not edit).",
     ]
     for spec in project["dependencies"] + extras["lab"] + extras["test"]:
         requirement, _, marker = spec.partition(";")
@@ -130,7 +132,7 @@ def floors() -> str:
         if marker:  # a backport for old Pythons only (tomli): pure Python, one floor
             lines.append(f"{name}=={floor}; {marker.strip()}")
             continue
-        by_minor = {minor: _lowest_with_wheel(name, floor, minor) for minor in minors}
+        by_minor = {minor: _lowest_with_wheels(name, floor, minor) for minor in minors}
         if len(set(by_minor.values())) == 1:
             lines.append(f"{name}=={floor}")
             continue
