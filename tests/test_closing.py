@@ -383,4 +383,4 @@ def test_server_wait_for_event_returns_once_seen_and_times_out_otherwise() -> No
     began = time.monotonic()
     with pytest.raises(lab.LabTimeout, match="never-happens"):
         server.wait_for_event("never-happens", timeout=0.05)
-    assert time.monotonic() - began < 1.0
+    assert time.monotonic() - began < 5.0  # the timeout, not the default wait, ended it (generous under load)
