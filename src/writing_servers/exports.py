@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from importlib import resources
-from importlib.abc import Traversable
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    from importlib.resources.abc import Traversable
+else:  # importlib.abc's, deprecated from 3.12 and gone in 3.14
+    from importlib.abc import Traversable
 
 __all__ = ["ExportError", "describe", "export", "programs"]
 
