@@ -25,7 +25,7 @@ import nox
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "tools"))
-from lock import CONSTRAINTS, interpreters  # noqa: E402
+from lock import CONSTRAINTS, interpreters, version_of  # noqa: E402
 
 VENVS = ROOT / ".nox" / "matrix"
 RESULTS = ROOT / ".nox" / "matrix-results"
@@ -51,14 +51,7 @@ def _pythons() -> dict[str, str]:
         return interpreters()
     found: dict[str, str] = {}
     for python in chosen:
-        version = subprocess.run(
-            [python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout.strip()
-        found[version] = python
+        found[version_of(python)] = python
     return found
 
 

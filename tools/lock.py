@@ -44,7 +44,7 @@ def interpreters() -> dict[str, str]:
         if candidate is None or not os.access(candidate, os.X_OK) or "/shims/" in candidate:
             continue
         try:
-            version = _version(candidate)
+            version = version_of(candidate)
         except (OSError, subprocess.SubprocessError):
             continue
         major, minor, _ = (int(part) for part in version.split("."))
@@ -61,7 +61,8 @@ def oldest_per_minor() -> list[str]:
     return list(oldest.values())
 
 
-def _version(python: str) -> str:
+def version_of(python: str) -> str:
+    """The full version (3.12.1) of the interpreter at *python*."""
     return subprocess.run(
         [python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
         capture_output=True,
@@ -145,7 +146,7 @@ def floors() -> str:
 
 
 def lock(python: str) -> Path:
-    version = _version(python)
+    version = version_of(python)
     minor = ".".join(version.split(".")[:2])
     with tempfile.TemporaryDirectory(prefix="lock-") as venv:
         subprocess.run([python, "-m", "venv", venv], check=True, timeout=300)
