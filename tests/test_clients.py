@@ -224,6 +224,21 @@ def test_read_all_times_out_while_the_server_keeps_the_connection(serve: Callabl
             client.read_all(timeout=SHORT)
 
 
+def test_a_timeout_names_the_message_that_went_unanswered(serve: Callable[[Script], Peer]) -> None:
+    """A read that times out after a send names the last line sent since anything arrived."""
+    peer = serve(send_then_hold(b"hi\r\n"))
+    with Client(peer.address, timeout=TIMEOUT) as client:
+        assert client.read_line() == "hi"
+        client.send_line("first")
+        client.send_line("second")
+        with pytest.raises(ReadTimeout) as caught:
+            client.read_line(timeout=SHORT)
+        assert (
+            str(caught.value)
+            == f"no reply to 'second' within {SHORT:g} s (waiting for b'\\n'); received so far: b''"
+        )
+
+
 def test_eof_before_the_marker_raises_connection_ended(serve: Callable[[Script], Peer]) -> None:
     """If the server closes before the marker arrives, read_line raises ConnectionEnded with what came."""
     peer = serve(send_then_close(b"no newline"))

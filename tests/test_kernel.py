@@ -49,8 +49,9 @@ print("connection ended:", client.ended)
     )
     error_cell, next_cell = cells[1], cells[2]
     assert stream(error_cell, "stdout") == "connection ended: eof\n"
+    # line 8 of the cell as IPython runs it (it drops the cell's leading blank line)
     assert stream(error_cell, "stderr") == (
-        "Server error: Divider: dataReceived() raised ZeroDivisionError: integer division or modulo by zero\n"
+        "Server error: Divider.dataReceived, line 8: ZeroDivisionError: integer division or modulo by zero\n"
     )
     assert stream(next_cell, "stderr") == ""
     assert stream(next_cell, "stdout") == "next cell\n"

@@ -473,8 +473,7 @@ def test_protocol_exception_is_collected_not_printed(capfd: pytest.CaptureFixtur
     new = lab.errors().entries()[before:]
     assert len(new) == 1, new
     entry = new[0]
-    assert entry.startswith("Divider: ")
-    assert "dataReceived" in entry
+    assert entry.startswith("Divider.dataReceived, line 58: "), entry  # the student's line, not Twisted's
     assert "ZeroDivisionError" in entry
     assert "\n" not in entry
     assert "Traceback" not in entry and ".py" not in entry and "/" not in entry
@@ -495,7 +494,7 @@ def test_errors_and_trace_name_the_protocol_inside_a_wrapping_factory() -> None:
     server.wait_until_idle(timeout=TIMEOUT)
     lab.call(lambda: None, timeout=TIMEOUT)
     assert lab.errors().take_new() == [
-        "Divider: dataReceived() raised ZeroDivisionError: integer division or modulo by zero"
+        "Divider.dataReceived, line 58: ZeroDivisionError: integer division or modulo by zero"
     ]
     assert "#1 buildProtocol() -> Divider" in server.trace.events()
 
@@ -531,7 +530,7 @@ def test_connection_made_exception_names_the_protocol() -> None:
         new = new_errors(before)
     assert len(new) == 1, new
     assert "ZeroDivisionError" in new[0]
-    assert new[0].startswith("BrokenGreeting: "), new[0]
+    assert new[0].startswith("BrokenGreeting.connectionMade, line "), new[0]
 
 
 def test_stop_works_when_connection_lost_raises() -> None:
@@ -549,7 +548,8 @@ def test_stop_works_when_connection_lost_raises() -> None:
     assert server.open_connections == 0
     new = new_errors(before)
     assert len(new) == 1, new
-    assert "connectionLost() raised ValueError: goodbye failed" in new[0]
+    assert new[0].startswith("BrokenGoodbye.connectionLost, line "), new
+    assert new[0].endswith(": ValueError: goodbye failed")
 
 
 @pytest.mark.parametrize(
@@ -574,7 +574,8 @@ def test_connection_lost_exception_names_the_protocol(ending: str) -> None:
         client.close()
     new = new_errors(before)
     assert len(new) == 1, new
-    assert new[0] == "BrokenGoodbye: connectionLost() raised ValueError: goodbye failed"
+    line = BrokenGoodbye.connectionLost.__code__.co_firstlineno + 1
+    assert new[0] == f"BrokenGoodbye.connectionLost, line {line}: ValueError: goodbye failed"
 
 
 # -- waiting for connections --------------------------------------------------------

@@ -10,10 +10,18 @@ standard output and without taking over :mod:`warnings`.
 
 from __future__ import annotations
 
+import ast
+import linecache
+import os
+import re
+import sysconfig
 import threading
+import traceback
 import warnings
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
+import twisted
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginner
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -64,14 +72,139 @@ class ErrorLog(Renderable):
 
 
 def describe_failure(failure: Failure, event: dict[str, Any]) -> str:
-    """``Echo: dataReceived() raised ZeroDivisionError: division by zero``, no file paths."""
-    where = _system_name(event)
-    function = failure.frames[-1][0] if failure.frames else ""
-    raised = f"{function}() raised " if function else ""
+    """``Echo.dataReceived, line 4: ZeroDivisionError: division by zero``: the student's line, no paths.
+
+    Where the student's own code is on the stack, the line names its
+    innermost frame there, never a Twisted-internal one; otherwise the
+    protocol Twisted's log names, and the function that raised.
+    """
+    frames = [(name, filename, line) for name, filename, line, *_ in failure.frames]
     why = event.get("why")
     context = f" ({why})" if why and why != "Unhandled Error" else ""
-    message = f"{raised}{type(failure.value).__name__}: {failure.getErrorMessage()}{context}"
-    return f"{where}: {message}" if where else message
+    where = place_in_code(frames)
+    if where is None:
+        system = _system_name(event)
+        function = f"{frames[-1][0]}()" if frames else ""
+        where = ": ".join(part for part in (system, function) if part) or None
+    return describe(cast(BaseException, failure.value), where) + context
+
+
+def describe_exception(error: BaseException, otherwise: str | None = None) -> str:
+    """The one line for an exception caught around a call into the student's code.
+
+    It names the student's line; *otherwise* (the call made) if the
+    exception came from deeper code only.
+    """
+    frames = [(f.name, f.filename, f.lineno or 0) for f in traceback.extract_tb(error.__traceback__)]
+    return describe(error, place_in_code(frames) or otherwise)
+
+
+def describe(error: BaseException, where: str | None) -> str:
+    """``where: Type: message — what to do``; the advice only for mistakes it knows."""
+    text = str(error)
+    what = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    advice = advice_for(what)
+    line = f"{where}: {what}" if where else what
+    return f"{line} — {advice}" if advice else line
+
+
+#: Mistakes beginners make with Twisted and bytes, and what to do about each.
+_ADVICE = [
+    (r"^TypeError: Data must be bytes", 'write b"..." or text.encode()'),
+    (r"^TypeError: can't concat str to bytes", 'this joins bytes and text: write b"..." or text.encode()'),
+    (
+        r'^TypeError: can only concatenate str \(not "bytes"\) to str',
+        "this joins text and bytes: decode the bytes first (data.decode())",
+    ),
+    (r"^TypeError: a bytes-like object is required, not 'str'", 'pass bytes here: b"..." or text.encode()'),
+    (r"^TypeError: .*must be str, not bytes", "decode the bytes first: data.decode()"),
+    (
+        r"^AttributeError: 'NoneType' object has no attribute 'write'",
+        "self.transport is None here: write only between connectionMade and connectionLost",
+    ),
+    (
+        r"^UnicodeDecodeError: 'utf-8' codec",
+        'these bytes are not UTF-8 text: decode with errors="replace", or keep them as bytes',
+    ),
+    (r"^RecursionError", "a method calls itself: call the parent's with super()"),
+]
+
+
+def advice_for(what: str) -> str | None:
+    for pattern, advice in _ADVICE:
+        if re.search(pattern, what):
+            return advice
+    return None
+
+
+def place_in_code(frames: Sequence[tuple[str, str, int]]) -> str | None:
+    """``Class.method, line N`` for the innermost frame of the student's code, or None.
+
+    The student's code is any that is not Python's own, an installed
+    package's, or this course's runtime (its reference solutions count as
+    the student's): a notebook cell, a script, a test.
+    """
+    index = students_frame(frames)
+    if index is None:
+        return None
+    name, filename, line = frames[index]
+    qualified = _qualified(name, filename, line)
+    return f"{qualified}, line {line}" if qualified else f"line {line}"
+
+
+def students_frame(frames: Sequence[tuple[str, str, int]]) -> int | None:
+    """The index in *frames* (outermost first) of the innermost one in the student's code."""
+    for index in range(len(frames) - 1, -1, -1):
+        if _is_students(frames[index][1]):
+            return index
+    return None
+
+
+def _library_folders() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    folders = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    folders.add(os.path.dirname(os.path.dirname(twisted.__file__)))
+    folders.add(os.path.dirname(os.path.abspath(__file__)))  # this course's runtime
+    return tuple(os.path.join(os.path.realpath(folder), "") for folder in folders)
+
+
+_LIBRARIES = _library_folders()
+_SOLUTIONS = os.path.join(os.path.dirname(os.path.realpath(__file__)), "solutions", "")
+
+
+def _is_students(filename: str) -> bool:
+    if filename.startswith("<") and not filename.startswith("<ipython-input"):
+        return filename not in ("<frozen importlib._bootstrap>", "<string>")
+    path = os.path.realpath(filename)
+    if path.startswith(_SOLUTIONS):
+        return True
+    return not path.startswith(_LIBRARIES)
+
+
+def _qualified(name: str, filename: str, line: int) -> str:
+    """*name* with its enclosing classes (``Echo.dataReceived``), read from the source the line is in."""
+    source = "".join(linecache.getlines(filename))
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return name
+    chain: list[str] = []
+    nodes: list[ast.stmt] = list(tree.body)
+    while nodes:
+        for node in nodes:
+            if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and (
+                node.lineno <= line <= (node.end_lineno or node.lineno)
+            ):
+                chain.append(node.name)
+                nodes = list(node.body)
+                break
+        else:
+            break
+    if name == "<module>":
+        return ""
+    if not chain or chain[-1] != name:
+        return name
+    return ".".join(chain)
 
 
 def _system_name(event: dict[str, Any]) -> str:

@@ -151,6 +151,9 @@ class Client:
         #: ``(seconds since connecting, bytes)`` for each chunk received; for charts.
         self.arrivals: list[tuple[float, int]] = []
         self._buffer = bytearray()
+        #: What was sent since anything last arrived: the message a timeout left unanswered.
+        self._unanswered = b""
+        self._waited = timeout
         address = _address_of(target)
         family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -180,6 +183,7 @@ class Client:
         payload = data.encode() if isinstance(data, str) else data
         self._require_open("send")
         self.transcript.record("sent", payload)
+        self._unanswered += payload
         self._sock.sendall(payload)
 
     def send_line(self, text: bytes | str, ending: bytes = b"\r\n") -> None:
@@ -240,7 +244,8 @@ class Client:
     # -- plumbing --------------------------------------------------------
 
     def _deadline(self, timeout: float | None) -> float:
-        return time.monotonic() + (self.timeout if timeout is None else timeout)
+        self._waited = self.timeout if timeout is None else timeout
+        return time.monotonic() + self._waited
 
     def _require_open(self, action: str) -> None:
         if self.ended is not None:
@@ -279,11 +284,19 @@ class Client:
             return False
         self.arrivals.append((time.monotonic() - self._started, len(data)))
         self.transcript.record("received", data)
+        self._unanswered = b""
         self._buffer += data
         return True
 
     def _timeout(self, waiting_for: str) -> ReadTimeout:
-        return ReadTimeout(f"timed out waiting for {waiting_for}; received so far: {self._so_far()}")
+        so_far = f"received so far: {self._so_far()}"
+        if self._unanswered:  # name the message that went unanswered: that is where to look
+            last_line = self._unanswered.rstrip(b"\r\n").rsplit(b"\n", 1)[-1].removesuffix(b"\r")
+            sent = printable(last_line[-SHOW_IN_ERRORS:])
+            return ReadTimeout(
+                f"no reply to {sent!r} within {self._waited:g} s (waiting for {waiting_for}); {so_far}"
+            )
+        return ReadTimeout(f"timed out after {self._waited:g} s waiting for {waiting_for}; {so_far}")
 
     def _so_far(self) -> str:
         """The unread bytes for an error message: all of them if few, else the start and a count."""

@@ -23,6 +23,7 @@ import atexit
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
@@ -31,6 +32,7 @@ from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.protocol import Factory
 from twisted.python.failure import Failure
 
+from ._blocking import BlockWatch, watching
 from ._errors import ErrorLog, capture
 from ._trace import Trace, TracingFactory
 from .render import Renderable, side_by_side
@@ -473,6 +475,11 @@ def clean_up(timeout: float = DEFAULT_TIMEOUT) -> str:
 def show(*items: Renderable) -> object:
     """Client transcripts and server traces side by side, for a cell's output."""
     return side_by_side(*items)
+
+
+def watching_for_blocks() -> AbstractContextManager[BlockWatch | None]:
+    """While the block runs, notice a callback that keeps the reactor thread busy, and where."""
+    return watching(_reactor(), _thread)
 
 
 def errors() -> ErrorLog:

@@ -23,15 +23,14 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from zope.interface import implementer
 
 from .. import lab
+from .._errors import describe_exception
 from ..clients import Client, ClientError, connect
 from ..render import Line, Renderable
 
 __all__ = ["CHECK_TIMEOUT", "Report", "checked_server", "client_of", "described", "reply_to", "trouble"]
 
 #: A starter's ``raise NotImplementedError("...")`` as the lab's error log words it.
-_NOT_WRITTEN = re.compile(
-    r"^(?:(?P<cls>\w+): )?(?P<method>\w+)\(\) raised NotImplementedError: (?P<message>.*)$"
-)
+_NOT_WRITTEN = re.compile(r"^(?P<where>[\w.]+)(?:, line \d+|\(\))?: NotImplementedError: (?P<message>.*)$")
 
 #: How long a check waits for a reply before calling it missing.
 CHECK_TIMEOUT = 1.0
@@ -100,8 +99,11 @@ class _HangUpOnError(WrappingFactory):
 def checked_server(report: Report, factory: Factory) -> Iterator[lab.Server]:
     """Serve *factory* for a check; what goes wrong in the conversation becomes a ✗ line.
 
-    A client that waited in vain (no reply, an early close) ends the check
-    with a line saying so, and so does every error the student's code raised.
+    The first cause comes first: an error the student's code raised, or a
+    callback that blocked the reactor, is reported in place of the ✗ lines it
+    caused (a client that got no reply, a reset after the check hung up).
+    Without one, a client that waited in vain ends the check with a line
+    naming the message that went unanswered.
     """
     lab.errors().take_new()  # errors from earlier cells are not this check's business
     wrapped = _HangUpOnError(factory)
@@ -110,25 +112,47 @@ def checked_server(report: Report, factory: Factory) -> Iterator[lab.Server]:
     stopped: str | None = None
     before = len(report._results)
     try:
-        yield server
-    except (ClientError, lab.LabTimeout) as error:
-        stopped = f"the conversation stopped: {error}"
+        with lab.watching_for_blocks() as watch:
+            try:
+                yield server
+            except (ClientError, lab.LabTimeout) as error:
+                stopped = f"the conversation stopped: {error}"
     finally:
         globalLogPublisher.removeObserver(wrapped)
+        blocked = watch.culprit if watch is not None else None
+        if blocked is not None:
+            lab.call(lambda: None, timeout=BLOCKED_WAIT, what="the reactor to finish the blocking call")
         server.stop()
-        errors = lab.errors().take_new()
-        unwritten = [match for entry in errors if (match := _NOT_WRITTEN.match(entry))]
-        if unwritten:  # the stalled conversation is only a consequence: say what to write
-            # What the clients saw depends on when the hang-up landed: keep only what is certain.
-            del report._results[before:]
-            for match in unwritten:
-                where = ".".join(part for part in match.group("cls", "method") if part)
-                report.wrong(f"{where} is not written yet: {match.group('message')}")
-        else:
-            if stopped is not None:
-                report.wrong(stopped)
-            for entry in errors:
-                report.wrong(f"your code raised an error: {entry}")
+        _report_causes(report, before, blocked, stopped, lab.errors().take_new())
+
+
+#: How long a check waits for a blocked reactor to come back before giving up.
+BLOCKED_WAIT = 30.0
+
+
+def _report_causes(
+    report: Report, before: int, blocked: str | None, stopped: str | None, errors: list[str]
+) -> None:
+    """Replace the conversation's ✗ lines by their causes, if the student's code caused them."""
+    unwritten = [match for entry in errors if (match := _NOT_WRITTEN.match(entry))]
+    causes = list(dict.fromkeys(errors))
+    if blocked is not None:
+        causes.insert(
+            0,
+            f"{blocked}: while one callback waits, no connection is served — "
+            "never sleep or wait in a callback; reactor.callLater schedules later work",
+        )
+    if unwritten:  # what the clients saw depends on when the hang-up landed: keep only what is certain
+        del report._results[before:]
+        for match in unwritten:
+            report.wrong(f"{match.group('where')} is not written yet: {match.group('message')}")
+        return
+    if causes:  # the ✗ lines after a cause are its consequences
+        report._results[before:] = [result for result in report._results[before:] if result[0]]
+        for cause in causes:
+            report.wrong(cause)
+    elif stopped is not None:
+        report.wrong(stopped)
 
 
 def described(error: BaseException) -> str:
@@ -144,7 +168,7 @@ def trouble(error: Exception, name: str, call: str) -> str:
     """
     if isinstance(error, NotImplementedError):
         return f"{name} is not written yet ({error})"
-    return f"{call} raised {described(error)}"
+    return describe_exception(error, otherwise=call)
 
 
 def client_of(server: lab.Server) -> Client:

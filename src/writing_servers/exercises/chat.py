@@ -9,8 +9,9 @@ from .. import lab
 from ..chat import HowtoChat, HowtoChatFactory
 from ..clients import Client, ClientError, connect
 from . import CHECK_TIMEOUT, Report, checked_server
+from ._solutions import solution_for
 
-__all__ = ["check_announcing_chat", "check_private_chat", "check_who_chat"]
+__all__ = ["check_announcing_chat", "check_private_chat", "check_who_chat", "solution"]
 
 
 class _Stop(Exception):
@@ -115,3 +116,7 @@ def check_private_chat(protocol: type[HowtoChat]) -> Report:
         )
         _expect_line(report, bob, "<alice> hello all", "bob's next line is alice's chat too")
     return report
+
+
+#: ``solution(n)``: exercise *n* of this notebook, solved, and why it works.
+solution = solution_for("chat")

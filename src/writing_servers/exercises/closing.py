@@ -7,8 +7,9 @@ from twisted.internet.protocol import Factory
 from .. import lab
 from ..clients import Client, ReadTimeout, connect
 from . import CHECK_TIMEOUT, Report, checked_server, client_of
+from ._solutions import solution_for
 
-__all__ = ["check_file_server", "check_polite_but_firm"]
+__all__ = ["check_file_server", "check_polite_but_firm", "solution"]
 
 #: Larger than the socket buffers of both ends together, so a peer that does not read blocks the server.
 BIG = 8 * 1024 * 1024
@@ -133,3 +134,7 @@ def check_file_server(protocol: type) -> Report:
             f"the data went out in {writes} write(s): let a FileSender produce it, chunk by chunk",
         )
     return report
+
+
+#: ``solution(n)``: exercise *n* of this notebook, solved, and why it works.
+solution = solution_for("closing")

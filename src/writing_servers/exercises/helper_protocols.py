@@ -6,6 +6,7 @@ from twisted.internet.protocol import Factory
 
 from ..clients import Client, ClientError
 from . import Report, checked_server, client_of, reply_to
+from ._solutions import solution_for
 
 
 def check_more_answers(protocol: type) -> Report:
@@ -117,3 +118,7 @@ def check_netstring_echo(protocol: type) -> Report:
                 f"after b'hello,' the server should close without replying; got {rest!r}",
             )
     return report
+
+
+#: ``solution(n)``: exercise *n* of this notebook, solved, and why it works.
+solution = solution_for("helper_protocols")

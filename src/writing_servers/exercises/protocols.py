@@ -5,6 +5,7 @@ from __future__ import annotations
 from twisted.internet.protocol import Factory
 
 from . import Report, checked_server, client_of, reply_to
+from ._solutions import solution_for
 
 QUOTE = "An apple a day keeps the doctor away"
 
@@ -70,3 +71,7 @@ def check_total_connections(factory_class: type[Factory]) -> Report:
             f"the second greeting should mention 1 open connection and 2 in all: {greeting!r}",
         )
     return report
+
+
+#: ``solution(n)``: exercise *n* of this notebook, solved, and why it works.
+solution = solution_for("protocols")

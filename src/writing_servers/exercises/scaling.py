@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 from ..chat import ChatFactory
 from . import Report, checked_server, client_of, trouble
+from ._solutions import solution_for
 
-__all__ = ["check_chat_full", "check_per_recipient"]
+__all__ = ["check_chat_full", "check_per_recipient", "solution"]
 
 SAMPLE = {2: 0.05, 101: 2.0, 1001: 25.0}  # milliseconds for one broadcast at each crowd size
 EXPECTED = {2: 50.0, 101: 20.0, 1001: 25.0}  # microseconds per recipient
@@ -70,3 +71,7 @@ def check_chat_full(factory_class: Callable[[int], ChatFactory]) -> Report:
                 f"once they have left, a newcomer should be asked for a name; got {prompt!r}",
             )
     return report
+
+
+#: ``solution(n)``: exercise *n* of this notebook, solved, and why it works.
+solution = solution_for("scaling")

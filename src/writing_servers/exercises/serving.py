@@ -18,6 +18,7 @@ from .. import lab
 from ..clients import ClientError, connect
 from ..serving import QOTDFactory, why_no_unix_sockets
 from . import CHECK_TIMEOUT, Report, checked_server, client_of, described, trouble
+from ._solutions import solution_for
 
 QUOTE = b"An apple a day keeps the doctor away\r\n"
 
@@ -254,3 +255,7 @@ def check_limited_factory(factory_class: Callable[[int], Factory]) -> Report:
             f"buildProtocol returned None {refused} time(s), expected 2 (clients 3 and 4)",
         )
     return report
+
+
+#: ``solution(n)``: exercise *n* of this notebook, solved, and why it works.
+solution = solution_for("serving")

@@ -9,6 +9,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Factory
 
 from . import Report, checked_server, client_of, described, reply_to, trouble
+from ._solutions import solution_for
 
 QUOTES = ["Carpe diem.", "Übung macht den Meister.", "Less is more."]
 #: Addresses from the documentation ranges (RFC 5737): no real client has them.
@@ -154,3 +155,7 @@ def check_blocklist(factory_class: Callable[..., Factory[Any]]) -> Report:
                 f"received {received!r} ({client.ended})",
             )
     return report
+
+
+#: ``solution(n)``: exercise *n* of this notebook, solved, and why it works.
+solution = solution_for("simpler_protocol_creation")

@@ -19,8 +19,9 @@ from twisted.internet.protocol import Factory
 from .. import lab
 from ..startup_shutdown import LogfileFactory, LoggingProtocol, SimpleLogfileFactory, SimpleLoggingProtocol
 from . import Report, checked_server, client_of
+from ._solutions import solution_for
 
-__all__ = ["check_announcing_logfile", "check_client_numbering", "check_line_numbering"]
+__all__ = ["check_announcing_logfile", "check_client_numbering", "check_line_numbering", "solution"]
 
 #: The notebook's exercises build on SimpleLogfileFactory; the solutions on the hardened LogfileFactory.
 AnyLogfileFactory = type[SimpleLogfileFactory] | type[LogfileFactory]
@@ -171,3 +172,7 @@ def check_client_numbering(factory_class: AnyLogfileFactory) -> Report:
             report, got[2:], [b"client 1: again"], "after listening again, numbering starts at 1", hint
         )
     return report
+
+
+#: ``solution(n)``: exercise *n* of this notebook, solved, and why it works.
+solution = solution_for("startup_shutdown")

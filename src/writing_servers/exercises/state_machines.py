@@ -8,6 +8,7 @@ from typing import Any
 from ..clients import Client, ClientError
 from ..state_machines import ChatFactory, ChatRoom, LineChat, TangledChatFactory
 from . import Report, checked_server, client_of, described, reply_to
+from ._solutions import solution_for
 
 
 def _joined(client: Client, name: str, report: Report) -> bool:
@@ -161,3 +162,7 @@ def check_second_name_test(test: Callable[[Any], None]) -> Report:
             "test through transport.value(), not through attributes only one class has"
         )
     return report
+
+
+#: ``solution(n)``: exercise *n* of this notebook, solved, and why it works.
+solution = solution_for("state_machines")

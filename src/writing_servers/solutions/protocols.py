@@ -45,3 +45,16 @@ class TotalCountingEchoFactory(CountingEchoFactory):
 
     def buildProtocol(self, addr: IAddress) -> TotalCountingEcho:
         return TotalCountingEcho(self)
+
+
+#: The solutions to each exercise, in the notebook's order (``solution(n)`` shows them).
+EXERCISES = {1: (ShoutingEcho,), 2: (GoodbyeQOTD,), 3: (TotalCountingEcho, TotalCountingEchoFactory)}
+
+WHY = {
+    1: "dataReceived gets bytes and transport.write takes bytes, and bytes.upper() works on bytes: no "
+    "decoding, so a character split across two chunks is never broken (it changes ASCII letters only).",
+    2: "loseConnection() closes only after everything already written has been sent, so both lines "
+    "arrive before the close; a write after it would be dropped.",
+    3: "The factory outlives every connection, so it keeps the count; connectionMade adds to both "
+    "numbers, and the inherited connectionLost takes one from numProtocols only.",
+}
