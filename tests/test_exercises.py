@@ -92,3 +92,42 @@ def test_unsolved_starter_is_explained(
     text = repr(report)
     assert "✗" in text and "Traceback" not in text and 'File "' not in text
     assert lab.servers() == [], "the check left a server running"
+
+
+def _numbered_cases() -> list[Any]:
+    """``(notebook, number, check, name)``: each checked exercise with its number in its notebook."""
+    numbered, counts = [], {}
+    for case in CASES:
+        notebook, _, check, name = case.values
+        counts[notebook.path] = counts.get(notebook.path, 0) + 1
+        numbered.append(pytest.param(notebook, counts[notebook.path], check, name, id=case.id))
+    return numbered
+
+
+@pytest.mark.parametrize(("notebook", "number", "check", "name"), _numbered_cases())
+def test_solution_on_request_passes_when_pasted(
+    notebook: sync_notebooks.Notebook, number: int, check: str, name: str
+) -> None:
+    """``solution(n)`` shows code that, run where the notebook's code runs, passes exercise n's check."""
+    assert notebook.module is not None
+    shown = importlib.import_module(f"writing_servers.exercises.{_section(notebook)}").solution(number)
+    assert shown.why.strip() and "Why it works" in repr(shown)
+    namespace: dict[str, Any] = dict(vars(importlib.import_module(notebook.module)))
+    namespace.update(_imports_of(f"writing_servers.solutions.{_section(notebook)}"))
+    exec(compile(shown.code, f"<solution({number})>", "exec"), namespace)
+    assert name in namespace, f"solution({number}) does not define {name}"
+    report = _check(notebook, check)(namespace[name])
+    assert report.passed, repr(report)
+
+
+def _imports_of(module_name: str) -> dict[str, Any]:
+    """The names *module_name* imports, which the notebook imports in its own cells."""
+    module = importlib.import_module(module_name)
+    tree = ast.parse(Path(module.__file__ or "").read_text())
+    names = [
+        alias.asname or alias.name.split(".")[0]
+        for node in tree.body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    ]
+    return {name: getattr(module, name) for name in names if hasattr(module, name)}
