@@ -45,3 +45,16 @@ def test_second_name_in_one_chunk(factory: Factory) -> None:
         b"What's your name?\r\nName taken, please choose another.\r\nWelcome, bob!\r\n"
     ), bob_transport.value()
     assert alice_transport.value().endswith(b"* bob has joined\r\n"), alice_transport.value()
+
+
+#: The solutions to each exercise, in the notebook's order (``solution(n)`` shows them).
+EXERCISES = {1: (WhoChat,), 2: (PasswordChat,), 3: (test_second_name_in_one_chunk,)}
+
+WHY = {
+    1: "handle_CHAT runs only in state CHAT, so at the name prompt '/who' is still just a name to try; "
+    "the room's who() is sorted and always current, and send_text answers the asker alone.",
+    2: "A state is a handle_<STATE> method that text_received finds by name: a wrong password returns "
+    "before the state changes, and only the right one sets self.state, on this connection alone.",
+    3: "Both names arrive in one dataReceived call, so only a protocol that handles every line of a chunk "
+    "welcomes bob; the asserts read transport.value(), the bytes any chat must send, not attributes.",
+}
