@@ -79,3 +79,20 @@ class BlocklistQOTDFactory(ConfigurableQOTDFactory):
         if getattr(addr, "host", None) in self.blocked:
             return None
         return super().buildProtocol(addr)
+
+
+#: The solutions to each exercise, in the notebook's order (``solution(n)`` shows them).
+EXERCISES = {
+    1: (RotatingQOTD, RotatingQOTDFactory),
+    2: (Greeter, GreetingFactory, greeting_factory),
+    3: (BlocklistQOTDFactory,),
+}
+
+WHY = {
+    1: "Every connection gets a new protocol, but all share one factory, so the place in the list lives "
+    "there, set on self in __init__: each factory keeps its own, and % len(self.quotes) starts again.",
+    2: "forProtocol calls the class it is called on with the other arguments, GreetingFactory(greeting), "
+    "then sets protocol on that instance; buildProtocol gives each Greeter the factory, and so the greeting.",
+    3: "buildProtocol runs before any protocol exists, so returning None refuses the connection; for "
+    "everyone else super().buildProtocol(addr) builds the protocol and sets its .factory, where its quote is.",
+}
