@@ -2,7 +2,8 @@
 
 The notebook's exercises subclass ``HowtoChat``; these subclass the course's
 ``Chat`` (a ``HowtoChat`` with name rules and control characters spelled
-out), which passes the same checks and keeps those guarantees too.
+out), which passes the same checks and keeps those guarantees too.  The
+same code on ``HowtoChat`` passes the checks as well.
 """
 
 from twisted.python.failure import Failure
@@ -45,8 +46,30 @@ class PrivateChat(Chat):
         name, _, text = rest.partition(" ")
         recipient = self.users.get(name)
         if not text.strip():
-            self.send_text("Usage: /msg <name> <message>")
+            self.send_text("Usage: /msg <name> <text>")
         elif recipient is None:
             self.send_text(f"No such user: {visible(name)}")
         else:
             recipient.send_text(f"*{self.name}* {visible(text)}")
+
+
+#: The solutions to each exercise, in the notebook's order (``solution(n)`` shows them).
+EXERCISES = {1: (WhoChat,), 2: (AnnouncingChat,), 3: (PrivateChat,)}
+
+_BASE = (
+    " (Chat is the course's HowtoChat with name rules and control characters spelled out, from "
+    "Going further below or `from writing_servers.chat import Chat`; on HowtoChat the same code passes too.)"
+)
+
+WHY = {
+    1: "self.users is the factory's dict, shared by every connection, so it always holds exactly the names "
+    "in the chat; sorted() puts them in alphabetical order whatever order people joined in. send_text "
+    "answers this connection alone, and every other message goes to super().handle_CHAT as before." + _BASE,
+    2: "super().handle_GETNAME decides, and only an accepted name moves the connection to CHAT, so a refused "
+    "try is never announced; broadcast skips this connection. connectionLost announces only a connection "
+    "that owns its name in users, before super() frees it." + _BASE,
+    3: "partition splits off the command, then the name, and keeps the rest of the text whole; "
+    "users.get(name) is the one protocol to write to (yours too), or None. visible spells out control "
+    "characters, so the text cannot steer the recipient's terminal; an empty text gets the usage line."
+    + _BASE,
+}
