@@ -29,3 +29,15 @@ class FullChatFactory(ChatFactory):
         if len(self.users) >= self.max_people:
             return FullChat(self.users)
         return super().buildProtocol(addr)
+
+
+#: The solutions to each exercise, in the notebook's order (``solution(n)`` shows them).
+EXERCISES = {1: (per_recipient_microseconds,), 2: (FullChat, FullChatFactory)}
+
+WHY = {
+    1: "A broadcast goes to everyone but its sender, size - 1 people, so its time divided by that is the "
+    "cost of one recipient; times 1000 turns milliseconds into microseconds, and / keeps the fraction.",
+    2: "self.users holds exactly the people who have chosen a name, and the chat removes each one as they "
+    "leave, so len(self.users) is the real count at every new connection; the refusing protocol writes "
+    "its line first, and loseConnection then hangs up once that line is sent.",
+}

@@ -58,3 +58,21 @@ class ClientNumberingFactory(LogfileFactory):
             self.clients += 1
             protocol.number = self.clients
         return protocol
+
+
+#: The solutions to each exercise, in the notebook's order (``solution(n)`` shows them).
+EXERCISES = {
+    1: (AnnouncingLogfileFactory,),
+    2: (LineNumberingProtocol,),
+    3: (ClientNumberedProtocol, ClientNumberingFactory),
+}
+
+WHY = {
+    1: "The parent's startFactory opens the log and its stopFactory closes it, so '# started' goes after "
+    "the one and '# stopped' before the other; both hooks run once per period of listening, however "
+    "many clients come.",
+    2: "Twisted builds one protocol per connection, so a count on self belongs to one client: it starts "
+    "at 0 in connectionMade and no other client can move it.",
+    3: "The factory sees every client arrive (buildProtocol), so it keeps the count and hands each "
+    "protocol its own number; startFactory runs at every start, so the count begins again there.",
+}
