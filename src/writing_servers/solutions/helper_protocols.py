@@ -39,3 +39,18 @@ class NetstringEcho(NetstringReceiver):
 
     def stringReceived(self, string: bytes) -> None:
         self.sendString(string)
+
+
+EXERCISES = {1: (MoreAnswers,), 2: (LineReverser,), 3: (NetstringEcho,)}
+
+WHY = {
+    1: "{**BytesAnswer.answers, ...} copies the parent's table and adds one bytes key, so BytesAnswer stays "
+    "as it was; 'Bye' is behaviour, so lineReceived writes the goodbye first, then calls loseConnection(), "
+    "which closes only once everything written is sent.",
+    2: "delimiter = b'\\n' cuts lines at the LF that both clients send, removesuffix(b'\\r') drops telnet's "
+    "CR, and reversing the decoded text keeps each character's UTF-8 bytes in order; transport.write adds "
+    "the CR LF that sendLine, with a bare LF delimiter, would not.",
+    3: "NetstringReceiver's own dataReceived does the framing: stringReceived gets the message alone, and "
+    "sendString adds its length in bytes and the comma; on a malformed netstring NetstringReceiver closes "
+    "the connection by itself.",
+}

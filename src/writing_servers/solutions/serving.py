@@ -39,3 +39,16 @@ class LimitedQOTDFactory(QOTDFactory):
             return None  # the port closes the new connection at once
         self.served += 1
         return QOTD()
+
+
+EXERCISES = {1: (listen_twice,), 2: (private_unix_endpoint,), 3: (LimitedQOTDFactory,)}
+
+WHY = {
+    1: "Port 0 asks the system for a new free port at every listen, and interface='127.0.0.1' keeps both "
+    "ports private to this machine; gatherResults turns the two Deferreds listen() returns into one that "
+    "fires with both ports, and the caller waits for that one.",
+    2: "A description is the kind, the path, then name=value options, all separated by colons; Twisted "
+    "reads mode in octal, as chmod does, so mode=600 lets only the socket's owner connect.",
+    3: "The factory sees every connection, so it keeps the count; buildProtocol returning None makes the "
+    "port close the connection before any protocol exists, and only a connection served adds to served.",
+}
