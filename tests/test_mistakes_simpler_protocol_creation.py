@@ -104,6 +104,25 @@ class StaysOpen(ProtocolKeepsPlace):
     protocol = NeverCloses
 
 
+class SendsText(Protocol):
+    """Writes the quote as text, not bytes."""
+
+    def connectionMade(self) -> None:
+        self.transport.write(self.factory.next_quote() + "\r\n")
+        self.transport.loseConnection()
+
+
+class WritesText(ProtocolKeepsPlace):
+    protocol = SendsText
+
+
+def test_text_written_to_the_transport_is_named() -> None:
+    """A str written to the transport is reported as the student's line, with what to write instead."""
+    report = check_rotating_quotes(WritesText)
+    assert first_wrong(report).startswith("SendsText.connectionMade, line ")
+    assert first_wrong(report).endswith('TypeError: Data must be bytes — write b"..." or text.encode()')
+
+
 def test_place_on_the_class_is_rejected() -> None:
     """A place kept on the class is shared by every factory, and the check says so."""
     PlaceOnTheClass.served = 0

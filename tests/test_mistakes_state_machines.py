@@ -244,6 +244,21 @@ class PasswordAsName(FallsThrough):
         self.handle_GETNAME(text)
 
 
+class WritesText(FallsThrough):
+    """Writes the prompt as text: the transport takes bytes only."""
+
+    def connectionMade(self) -> None:
+        self.transport.write("Password?\r\n")
+
+
+def test_text_written_to_the_transport_is_named() -> None:
+    """A str written to the transport is reported once, as the student's line, with what to write instead."""
+    report = check_password_chat(WritesText)
+    assert first_wrong(report).startswith("WritesText.connectionMade, line ")
+    assert first_wrong(report).endswith('TypeError: Data must be bytes — write b"..." or text.encode()')
+    assert sum(1 for line in report.lines() if line.kind == "bad") == 1
+
+
 def test_wrong_password_admitted_is_rejected() -> None:
     """Falling through after 'Wrong password.' is named: the state must stay PASSWORD."""
     report = check_password_chat(FallsThrough)
@@ -397,6 +412,18 @@ def test_test_of_its_own_chat_is_rejected() -> None:
     assert first_wrong(report) == (
         "your test passes against TangledChat too, so it would not catch the bug: it never called "
         "factory.buildProtocol(None), so it tested a chat of its own"
+    )
+
+
+def test_unwritten_test_is_named() -> None:
+    """The unsolved starter is reported as not written yet, in one line."""
+
+    def test_second_name_in_one_chunk(factory: Factory[Any]) -> None:
+        raise NotImplementedError("two protocols on StringTransports; both names in one chunk")
+
+    report = check_second_name_test(test_second_name_in_one_chunk)
+    assert first_wrong(report) == (
+        "test_second_name_in_one_chunk is not written yet (two protocols on StringTransports; both names in one chunk)"
     )
 
 

@@ -220,6 +220,8 @@ def check_greeting_factory(greeting_factory: Callable[[str], Factory[Any]]) -> R
                     f"the {greeting!r} server should answer {name!r} with {expected!r}; got {reply!r}: {why}",
                 ):
                     return report
+        if not report.passed:  # the conversation stopped early: the cause is reported already
+            return report
     return report
 
 
@@ -313,6 +315,8 @@ def check_blocklist(factory_class: Callable[..., Factory[Any]]) -> Report:
                 f"with {list(blocked)} blocked, a loopback client expected {expected!r} and a close, "
                 f"received {received!r} ({client.ended})",
             )
+        if not report.passed:
+            return report
     return report
 
 
