@@ -57,19 +57,18 @@ class PrivateChat(Chat):
 EXERCISES = {1: (WhoChat,), 2: (AnnouncingChat,), 3: (PrivateChat,)}
 
 _BASE = (
-    " (Chat is the course's HowtoChat with name rules and control characters spelled out, from "
-    "Going further below or `from writing_servers.chat import Chat`; on HowtoChat the same code passes too.)"
+    " (Chat, from Going further below or `from writing_servers.chat import Chat`, is HowtoChat with name "
+    "rules and control characters spelled out; this code passes on HowtoChat too.)"
 )
 
 WHY = {
-    1: "self.users is the factory's dict, shared by every connection, so it always holds exactly the names "
-    "in the chat; sorted() puts them in alphabetical order whatever order people joined in. send_text "
-    "answers this connection alone, and every other message goes to super().handle_CHAT as before." + _BASE,
-    2: "super().handle_GETNAME decides, and only an accepted name moves the connection to CHAT, so a refused "
-    "try is never announced; broadcast skips this connection. connectionLost announces only a connection "
-    "that owns its name in users, before super() frees it." + _BASE,
-    3: "partition splits off the command, then the name, and keeps the rest of the text whole; "
-    "users.get(name) is the one protocol to write to (yours too), or None. visible spells out control "
-    "characters, so the text cannot steer the recipient's terminal; an empty text gets the usage line."
-    + _BASE,
+    1: "self.users is the factory's dict, shared by every connection, so it holds exactly the names in the "
+    "chat, and sorted() orders them whatever order people joined in; send_text answers the asker alone, and "
+    "every other message goes to super().handle_CHAT as before." + _BASE,
+    2: "Only a name super().handle_GETNAME accepts moves the connection to CHAT, so a refused try is never "
+    "announced, and broadcast skips the newcomer; connectionLost announces only a connection that owns its "
+    "name in users, before super() frees the name." + _BASE,
+    3: "partition splits off the command, then the name, keeping the text whole, and users.get(name) is the "
+    "one protocol to write to (yours too) or None; visible spells out control characters, so the text "
+    "cannot steer the recipient's terminal." + _BASE,
 }
