@@ -177,14 +177,8 @@ def test_who_solution_passes() -> None:
 # -- Exercise 2: PasswordChat --------------------------------------------------------------------
 
 
-class FallsThrough(LineChat):
+class FallsThrough(solved.PasswordChat):
     """Says 'Wrong password.' but forgets to return: a wrong password is admitted anyway."""
-
-    password = "twisted"
-    state = "PASSWORD"
-
-    def connectionMade(self) -> None:
-        self.send_text("Password?")
 
     def handle_PASSWORD(self, text: str) -> None:
         if text != self.password:
