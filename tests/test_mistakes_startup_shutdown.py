@@ -143,6 +143,16 @@ class OpensAfresh(SimpleLogfileFactory):
         super().stopFactory()
 
 
+class WritesWithoutLineEnding(SimpleLogfileFactory):
+    def startFactory(self) -> None:
+        super().startFactory()
+        self.log.write(b"# started")
+
+    def stopFactory(self) -> None:
+        self.log.write(b"# stopped")
+        super().stopFactory()
+
+
 def test_announcing_solution_passes() -> None:
     """The reference solution passes."""
     report = check_announcing_logfile(solved.AnnouncingLogfileFactory)
@@ -209,6 +219,13 @@ def test_announcing_per_client_or_once_is_not_per_period() -> None:
     assert first_wrong(check_announcing_logfile(StartedOnce)).startswith(
         "'# started' was logged once in 2 periods of listening with 3 clients: "
         "log it in startFactory, which runs once per period."
+    )
+
+
+def test_announcing_without_a_line_ending() -> None:
+    """Writing the mark straight into the file, with no line ending, is named."""
+    assert first_wrong(check_announcing_logfile(WritesWithoutLineEnding)).startswith(
+        "'# started' shares a line with other text: log it with self.log_line(b'# started'), which ends the line."
     )
 
 
@@ -371,6 +388,19 @@ class NeverCounts(solved.ClientNumberingFactory):
         return LogfileFactory.buildProtocol(self, addr)
 
 
+class CountedByProtocol(SimpleLoggingProtocol):
+    def connectionMade(self) -> None:
+        self.clients = 0
+
+    def lineReceived(self, line: bytes) -> None:
+        self.clients += 1
+        super().lineReceived(b"client %d: " % self.clients + line)
+
+
+class CountsOnProtocol(SimpleLogfileFactory):
+    protocol = CountedByProtocol
+
+
 def test_client_numbering_solution_passes() -> None:
     """The reference solution passes."""
     report = check_client_numbering(solved.ClientNumberingFactory)
@@ -418,4 +448,12 @@ def test_client_numbering_off_by_one_and_never_counting() -> None:
     )
     assert first_wrong(check_client_numbering(NeverCounts)).startswith(
         "Every client got number 0: add one to self.clients for each client in buildProtocol."
+    )
+
+
+def test_client_numbering_count_on_the_protocol() -> None:
+    """A count kept on each protocol gives every client 1: named, with where the count belongs."""
+    assert first_wrong(check_client_numbering(CountsOnProtocol)).startswith(
+        "Every client got number 1: a count on the protocol starts afresh for each client. "
+        "Count on the factory, in buildProtocol, and give each protocol its number."
     )

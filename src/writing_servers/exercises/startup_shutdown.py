@@ -237,6 +237,12 @@ def check_announcing_logfile(factory_class: AnyLogfileFactory) -> Report:
 
 def _announcing_cause(got: list[bytes]) -> str:
     started, stopped = got.count(b"# started"), got.count(b"# stopped")
+    for mark in (b"# started", b"# stopped"):
+        if any(mark in line and line != mark for line in got):
+            return (
+                f"{mark.decode()!r} shares a line with other text: log it with self.log_line(b{mark.decode()!r}), "
+                "which ends the line"
+            )
     if not got or got[0] != b"an earlier line":
         return "The log's earlier lines are gone: let super().startFactory() open it (it appends, 'ab')"
     if started == 0:
@@ -350,6 +356,11 @@ def _client_numbering_cause(got: list[bytes], expected: list[bytes]) -> str:
     if len(set(first_period)) == 1:
         if first_period[0] == 0:
             return "Every client got number 0: add one to self.clients for each client in buildProtocol"
+        if first_period[0] == 1:
+            return (
+                "Every client got number 1: a count on the protocol starts afresh for each client. "
+                "Count on the factory, in buildProtocol, and give each protocol its number"
+            )
         return (
             f"All three clients got number {first_period[0]}, the last one's: the number belongs to each "
             "protocol, so set protocol.number, not an attribute of the factory"
