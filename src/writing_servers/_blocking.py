@@ -71,7 +71,7 @@ class BlockWatch:
             return None
         place = place_in_code(frames[: index + 1])
         innermost = stack[index]
-        code = linecache.getline(innermost.filename, innermost.lineno or 0).strip()
+        code = linecache.getline(innermost.filename, innermost.lineno or 0).split("  #")[0].strip()
         return f"{place} blocked the reactor ({code})" if code else f"{place} blocked the reactor"
 
     def stop(self) -> None:

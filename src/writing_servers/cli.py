@@ -39,6 +39,7 @@ from writing_servers import (
     chat,
     closing,
     exports,
+    grading,
     helper_protocols,
     protocols,
     serving,
@@ -183,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return list_servers()
         if args.command == "export":
             return export_program(args)
+        if args.command == "grade":
+            return grade_submissions(args)
         return serve(args)
     except KeyboardInterrupt:  # Ctrl-C before the reactor took over SIGINT
         print("Interrupted.", file=sys.stderr, flush=True)
@@ -208,6 +211,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", metavar="FOLDER", default=".", help="where to write it (default: the current folder)"
     )
     export_parser.add_argument("--force", action="store_true", help="write over a file of the same name")
+    grade_parser = commands.add_parser(
+        "grade",
+        help="grade students' notebooks: run each in a fresh kernel, then every exercise check",
+        description="Run each submitted notebook in a kernel of its own, run its exercise checks, and print "
+        "a table of students × exercises (✓, or the first ✗ line); also written as CSV.",
+    )
+    grade_parser.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="notebooks, or folders of them"
+    )
+    grade_parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=grading.DEFAULT_TIME_LIMIT,
+        metavar="SECONDS",
+        help="how long one submission's cells may run (default: %(default)g)",
+    )
+    grade_parser.add_argument(
+        "--csv",
+        type=Path,
+        default=Path("grades.csv"),
+        metavar="FILE",
+        help="where to write the table (default: %(default)s)",
+    )
     serve_parser = commands.add_parser(
         "serve",
         help="run one server in the foreground until Ctrl-C",
@@ -236,6 +262,26 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"quote only: the quote to send (default: {simpler_protocol_creation.DEFAULT_QUOTE!r})",
     )
     return parser
+
+
+def grade_submissions(args: argparse.Namespace) -> int:
+    """Grade every notebook under *args.paths*; print the table and write the CSV."""
+    try:
+        submissions = grading.find_submissions(args.paths)
+    except FileNotFoundError as error:
+        print(f"writing-servers grade: {error}", file=sys.stderr)
+        return 2
+    if not submissions:
+        print("writing-servers grade: no notebooks (.ipynb) found there", file=sys.stderr)
+        return 2
+    grades = []
+    for number, (student, path) in enumerate(submissions, 1):
+        print(f"[{number}/{len(submissions)}] {student}: {path}", file=sys.stderr, flush=True)
+        grades += grading.grade_all([(student, path)], args.time_limit)
+    print(grading.table(grades))
+    grading.write_csv(grades, args.csv)
+    print(f"\nWritten to {args.csv}.")
+    return 0
 
 
 def port_number(text: str) -> int:

@@ -58,6 +58,11 @@ class Report(Renderable):
         return condition
 
     @property
+    def first_problem(self) -> str | None:
+        """The first ✗ line's text (the cause, when there is one), or None."""
+        return next((text for ok, text in self._results if not ok), None)
+
+    @property
     def passed(self) -> bool:
         return bool(self._results) and all(ok for ok, _ in self._results)
 
