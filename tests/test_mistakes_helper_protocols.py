@@ -66,6 +66,13 @@ class TextKeys(BytesAnswer):
             super().lineReceived(line)
 
 
+class TextAnswer(TextKeys):
+    answers: ClassVar[dict[bytes | None, bytes | str]] = {  # type: ignore[assignment]
+        **BytesAnswer.answers,
+        b"What is Twisted?": "An event-driven networking engine",
+    }
+
+
 class LosesOldAnswers(TextKeys):
     answers: ClassVar[dict[bytes | None, bytes]] = {b"What is Twisted?": b"An event-driven networking engine"}
 
@@ -153,6 +160,11 @@ def test_more_answers_solution_passes() -> None:
             TextKeys,
             "answers has the key 'What is Twisted?' as text (str): a line arrives as bytes, so write "
             "b'What is Twisted?'",
+        ),
+        (
+            TextAnswer,
+            "the answer to b'What is Twisted?' is text (str): sendLine sends bytes, so write "
+            "b'An event-driven networking engine'",
         ),
         (
             LosesOldAnswers,
