@@ -38,6 +38,11 @@ class AbortsAtOnce(Protocol):
         self.transport.abortConnection()
 
 
+class NeverCloses(Protocol):
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(self.factory.reply)
+
+
 class AbortsOnTheNextTick(CancelsInConnectionLost):
     def dataReceived(self, data: bytes) -> None:
         from twisted.internet import reactor
@@ -126,6 +131,7 @@ AT_ONCE = (
     [
         (AbortsAtOnce, f"AbortsAtOnce {AT_ONCE}"),
         (CallsTheAbortNow, f"CallsTheAbortNow {AT_ONCE}"),
+        (NeverCloses, "NeverCloses never called loseConnection() after the reply: close politely first"),
         (
             AbortsOnTheNextTick,
             "AbortsOnTheNextTick scheduled its abort 0 s ahead, but this factory's grace_period is 2: "
@@ -191,7 +197,7 @@ class AbortsTheSender(Protocol):
         self.transport.abortConnection()
 
 
-class NeverCloses(Protocol):
+class SendsButNeverCloses(Protocol):
     def connectionMade(self) -> None:
         FileSender().beginFileTransfer(BytesIO(self.factory.data), self.transport)
 
@@ -228,8 +234,8 @@ class SendsTwice(Protocol):
             "loseConnection() waits for it",
         ),
         (
-            NeverCloses,
-            "NeverCloses never closed the connection (still open after 1 s, 1,048,576 bytes received): "
+            SendsButNeverCloses,
+            "SendsButNeverCloses never closed the connection (still open after 1 s, 1,048,576 bytes received): "
             "call self.transport.loseConnection(); it waits for the FileSender to finish",
         ),
         (

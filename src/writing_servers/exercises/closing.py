@@ -66,13 +66,13 @@ class _Watched(ProtocolWrapper):
         self.record = _Record()
         self.factory.records.append(self.record)
         self._during: str | None = None
-        self._ours: set[int] = set()  # calls Twisted itself scheduled (an abort's connectionLost)
+        self._ours: set[IDelayedCall] = set()  # calls Twisted itself scheduled (an abort's connectionLost)
         self._transfers: list[Deferred[object]] = []
         self._watch("connectionMade", lambda: super(_Watched, self).makeConnection(transport))
 
     def _watch(self, callback: str, run: Any) -> None:
         reactor = _reactor()
-        before = {id(call) for call in reactor.getDelayedCalls()}
+        before = set(reactor.getDelayedCalls())
         self._during = callback
         try:
             run()
@@ -80,7 +80,7 @@ class _Watched(ProtocolWrapper):
             self._during = None
             now = reactor.seconds()
             for call in reactor.getDelayedCalls():
-                if id(call) not in before and id(call) not in self._ours:
+                if call not in before and call not in self._ours:
                     self.record.timers.append((callback, call.getTime() - now, call))
 
     def dataReceived(self, data: bytes) -> None:
@@ -93,9 +93,9 @@ class _Watched(ProtocolWrapper):
     def abortConnection(self) -> None:
         reactor = _reactor()
         self.record.closes.append(("abortConnection", self._during, reactor.seconds()))
-        before = {id(call) for call in reactor.getDelayedCalls()}
+        before = set(reactor.getDelayedCalls())
         self.transport.abortConnection()  # type: ignore[union-attr]
-        self._ours |= {id(call) for call in reactor.getDelayedCalls()} - before
+        self._ours |= set(reactor.getDelayedCalls()) - before
 
     def registerProducer(self, producer: object, streaming: bool) -> None:
         self.record.producers.append(producer)
@@ -134,8 +134,15 @@ class _Watching(WrappingFactory):
         self.records: list[_Record] = []
 
     def record(self, number: int) -> _Record:
-        """Connection *number*'s record (from 1), read on the reactor thread."""
-        return lab.call(lambda: self.records[number - 1], what="the check's notes on the connection")
+        """Connection *number*'s record (from 1), read on the reactor thread; empty if it never started.
+
+        (A protocol whose ``__init__`` raised never did; the check reports that error instead.)
+        """
+
+        def read() -> _Record:
+            return self.records[number - 1] if len(self.records) >= number else _Record()
+
+        return lab.call(read, what="the check's notes on the connection")
 
 
 def _seconds(value: float) -> str:
@@ -143,19 +150,11 @@ def _seconds(value: float) -> str:
     return f"{max(value, 0.0):.2f}".rstrip("0").rstrip(".")
 
 
-def _read_to_the_end(report: Report, client: Client, who: str) -> bytes | None:
-    """Everything until the server closes; None (and a ✗ line) if it never does.
-
-    The client's own timeout message would quote every byte received, megabytes here.
-    """
+def _read_to_the_end(client: Client) -> bytes | None:
+    """Everything until the server closes; None if it never does (judged later, from what the server did)."""
     try:
         return client.read_all()
-    except ReadTimeout:
-        got = len(client.transcript.received())
-        report.wrong(
-            f"{who}: the connection was still open after {client.timeout:g} s, with {got:,} bytes "
-            "received: the server never closed it"
-        )
+    except ReadTimeout:  # its message would quote every byte received, megabytes here
         return None
 
 
@@ -209,10 +208,16 @@ def check_polite_but_firm(protocol: type) -> Report:
         # 1. A client that reads at once gets everything, then a clean close.
         with connect(server, timeout=5.0, title="reader") as reader:
             reader.send_line("hello")
-            received = _read_to_the_end(report, reader, "a client that reads")
+            received = _read_to_the_end(reader)
         server.wait_until_idle(timeout=CHECK_TIMEOUT)
         record = factory.record(1)
-        if not _judge_timer(report, name, record, READER_GRACE) or received is None:
+        if not _judge_timer(report, name, record, READER_GRACE):
+            return report
+        if received is None:
+            report.wrong(
+                f"a client that reads was still connected after {reader.timeout:g} s, with "
+                f"{len(reader.transcript.received()):,} bytes received: the server never closed it"
+            )
             return report
         late = writes_after_close(connection_events(server, 1))
         if late:
