@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import importlib
+import importlib.util
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -232,3 +234,54 @@ def test_the_exercise_table_matches_the_notebooks() -> None:
         notebook, _, check, name = case.values
         found.setdefault(notebook.module.rsplit(".", 1)[1], []).append((check, name))
     assert {section: tuple(pairs) for section, pairs in found.items()} == grading.EXERCISES
+
+
+def test_nbgrader_source_makes_each_check_cell_an_autograder_test() -> None:
+    """Check cells get nbgrader's test metadata and assert; exercise cells stay the students' to edit."""
+    notebook = grading.nbgrader_source(NOTEBOOK)
+    tests = [cell for cell in notebook.cells if "nbgrader" in cell.metadata]
+    assert [cell.metadata.nbgrader.grade_id for cell in tests] == ["check-1", "check-2", "check-3"]
+    assert all(cell.metadata.nbgrader.points == 1 and cell.metadata.nbgrader.locked for cell in tests)
+    assert tests[0].source.splitlines()[-1] == "check_shouting_echo(ShoutingEcho).assert_passed()"
+    assert all("nbgrader" not in cell.metadata for cell in _exercise_cells(notebook))
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("nbgrader") is None,
+    reason="nbgrader is not installed (pip install -e '.[nbgrader]' to run this test)",
+)
+def test_nbgrader_autogrades_the_course(tmp_path: Path) -> None:
+    """nbgrader's own generate_assignment and autograde score a solved and an unsolved 01: 3 and 0 of 3."""
+    (tmp_path / "nbgrader_config.py").write_text(
+        f"c = get_config()\nc.CourseDirectory.course_id = 'writing-servers'\nc.CourseDirectory.root = {str(tmp_path)!r}\n"
+    )
+    command = [sys.executable, "-m", "writing_servers", "nbgrader-source", str(NOTEBOOK), "--to"]
+    subprocess.run([*command, str(tmp_path / "source" / "ps1")], check=True, timeout=120)
+    bin_folder = str(Path(sys.executable).parent)  # nbgrader runs alembic from PATH
+    env = {**os.environ, "PATH": bin_folder + ":" + os.environ["PATH"]}
+
+    def nbgrader(*words: str) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "nbgrader", *words],
+            cwd=tmp_path,
+            env=env,
+            check=True,
+            timeout=300,
+            capture_output=True,
+        )
+
+    nbgrader("generate_assignment", "ps1", "--force")
+    released = tmp_path / "release" / "ps1" / NOTEBOOK.name
+    for student, edit in (("ada", _solve), ("bob", SUBMISSIONS["unsolved"])):
+        folder = tmp_path / "submitted" / student / "ps1"
+        folder.mkdir(parents=True)
+        notebook = nbformat.read(released, as_version=4)
+        edit(notebook)
+        nbformat.write(notebook, folder / NOTEBOOK.name)
+    nbgrader("autograde", "ps1", "--force")
+    nbgrader("export")
+    rows = list(csv.DictReader((tmp_path / "grades.csv").open(encoding="utf-8")))
+    assert sorted((row["student_id"], row["score"], row["max_score"]) for row in rows) == [
+        ("ada", "3.0", "3.0"),
+        ("bob", "0.0", "3.0"),
+    ]

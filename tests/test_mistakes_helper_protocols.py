@@ -365,7 +365,10 @@ def test_netstring_echo_solution_passes() -> None:
             "after b'hello,', which is not a netstring, the connection stayed open (received b'hello,'): "
             "your dataReceived replaces NetstringReceiver's, which would close it",
         ),
-        (SendsText, "TypeError: sequence item 2: expected a bytes-like object, str found"),
+        (
+            SendsText,
+            'TypeError: sequence item 2: expected a bytes-like object, str found — pass bytes here: b"..." or text.encode()',
+        ),
     ],
     ids=lambda value: value.__name__ if isinstance(value, type) else "",
 )

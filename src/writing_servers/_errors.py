@@ -117,10 +117,19 @@ _ADVICE = [
         "this joins text and bytes: decode the bytes first (data.decode())",
     ),
     (r"^TypeError: a bytes-like object is required, not 'str'", 'pass bytes here: b"..." or text.encode()'),
+    (
+        r"^TypeError: sequence item \d+: expected a bytes-like object, str found",
+        'pass bytes here: b"..." or text.encode()',
+    ),
     (r"^TypeError: .*must be str, not bytes", "decode the bytes first: data.decode()"),
     (
         r"^AttributeError: 'NoneType' object has no attribute 'write'",
         "self.transport is None here: write only between connectionMade and connectionLost",
+    ),
+    (
+        r"^UnicodeDecodeError: .*unexpected end of data",
+        "a character was split between two dataReceived calls: work on the bytes, "
+        "or decode with codecs.getincrementaldecoder('utf-8')()",
     ),
     (
         r"^UnicodeDecodeError: 'utf-8' codec",

@@ -186,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return export_program(args)
         if args.command == "grade":
             return grade_submissions(args)
+        if args.command == "nbgrader-source":
+            return write_nbgrader_sources(args)
         return serve(args)
     except KeyboardInterrupt:  # Ctrl-C before the reactor took over SIGINT
         print("Interrupted.", file=sys.stderr, flush=True)
@@ -234,6 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="where to write the table (default: %(default)s)",
     )
+    nbgrader_parser = commands.add_parser(
+        "nbgrader-source",
+        help="write course notebooks as nbgrader source notebooks (each check cell an autograder test)",
+        description="Write each notebook with its check cells made nbgrader autograder tests, one point each.",
+    )
+    nbgrader_parser.add_argument("notebooks", nargs="+", type=Path, metavar="NOTEBOOK")
+    nbgrader_parser.add_argument("--to", type=Path, required=True, metavar="FOLDER", help="e.g. source/ps1")
+    nbgrader_parser.add_argument("--force", action="store_true", help="write over notebooks already there")
     serve_parser = commands.add_parser(
         "serve",
         help="run one server in the foreground until Ctrl-C",
@@ -281,6 +291,25 @@ def grade_submissions(args: argparse.Namespace) -> int:
     print(grading.table(grades))
     grading.write_csv(grades, args.csv)
     print(f"\nWritten to {args.csv}.")
+    return 0
+
+
+def write_nbgrader_sources(args: argparse.Namespace) -> int:
+    """Write each of *args.notebooks* into *args.to* as an nbgrader source notebook."""
+    import nbformat
+
+    targets = [args.to / notebook.name for notebook in args.notebooks]
+    existing = [str(target) for target in targets if target.exists()]
+    if existing and not args.force:
+        print(
+            f"writing-servers nbgrader-source: already there (--force to replace): {', '.join(existing)}",
+            file=sys.stderr,
+        )
+        return 1
+    args.to.mkdir(parents=True, exist_ok=True)
+    for notebook, target in zip(args.notebooks, targets, strict=True):
+        nbformat.write(grading.nbgrader_source(notebook), target)
+        print(f"Wrote {target}")
     return 0
 
 

@@ -414,3 +414,52 @@ def _main(argv: Sequence[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(_main(sys.argv[1:]))
+
+
+# -- nbgrader -----------------------------------------------------------------------
+
+#: nbgrader's metadata for a read-only autograder test cell worth one point.
+_NBGRADER_TEST = {
+    "grade": True,
+    "locked": True,
+    "points": 1,
+    "schema_version": 3,
+    "solution": False,
+    "task": False,
+}
+
+
+def nbgrader_source(path: Path) -> Any:
+    """*path*'s notebook made an nbgrader source notebook: each check cell an autograder test.
+
+    A check cell's ``check_x(Name)`` becomes ``check_x(Name).assert_passed()``,
+    worth one point; nbgrader gives the point when the cell raises nothing, and
+    shows the report's lines when it does.  The exercise cells stay as they
+    are, for the students to edit.
+    """
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    number = 0
+    for cell in notebook.cells:
+        if "exercise" in cell.get("metadata", {}).get("tags", []) or not _calls_a_check(cell):
+            continue
+        number += 1
+        cell.source = _asserting(cell.source)
+        cell.metadata["nbgrader"] = {**_NBGRADER_TEST, "grade_id": f"check-{number}"}
+    return notebook
+
+
+def _asserting(source: str) -> str:
+    """*source* with each statement that is a bare ``check_x(...)`` call ending in ``.assert_passed()``."""
+    import ast
+
+    lines = source.splitlines()
+    for node in ast.parse(source).body:
+        call = node.value if isinstance(node, ast.Expr) else None
+        name = getattr(getattr(call, "func", None), "id", None) or getattr(
+            getattr(call, "func", None), "attr", ""
+        )
+        if isinstance(call, ast.Call) and str(name).startswith("check_") and node.end_lineno is not None:
+            lines[node.end_lineno - 1] += ".assert_passed()"
+    return "\n".join(lines)

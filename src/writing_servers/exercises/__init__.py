@@ -66,6 +66,12 @@ class Report(Renderable):
     def passed(self) -> bool:
         return bool(self._results) and all(ok for ok, _ in self._results)
 
+    def assert_passed(self) -> Report:
+        """Raise AssertionError with the report's lines unless every check passed (for nbgrader's tests)."""
+        if not self.passed:
+            raise AssertionError(repr(self))
+        return self
+
     def lines(self) -> list[Line]:
         rows = [Line("note", f"Checking: {self.title}")]
         rows += [Line("good", f"✓ {text}") if ok else Line("bad", f"✗ {text}") for ok, text in self._results]
