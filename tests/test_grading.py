@@ -193,6 +193,8 @@ def test_a_hanging_submission_costs_only_its_own_time_limit(tmp_path: Path) -> N
     assert by_name["sleeper"].results[0] == "✓"
     assert by_name["sleeper"].notes[0].startswith("the time limit (8 s) ran out")
     assert by_name["stubborn"].notes == ["did not finish within its time limit (8 s): stopped"]
+    assert by_name["stubborn"].results == ["✗ not graded"] * 3
+    assert not any(note.endswith("raised an error") for note in by_name["sleeper"].notes)  # only interrupted
     assert by_name["stubborn"].seconds < 8 + 15 + grading._START_UP + 5
     assert by_name["solved"].results == ["✓", "✓", "✓"]
 

@@ -273,7 +273,7 @@ def grade(
         notes.append(
             f"the time limit ({time_limit:g} s) ran out in code cell {ran_out[0] + 1}: the cells after it were skipped"
         )
-        errors = [number for number in errors if number <= ran_out[0] + 1]
+        errors = [number for number in errors if number < ran_out[0] + 1]  # that cell was interrupted
     if errors:
         notes.append(f"code cell(s) {', '.join(map(str, errors))} raised an error")
     found = _graded(notebook.cells[-1])
@@ -318,6 +318,7 @@ def _grade_in_child(student: str, path: Path, time_limit: float, checks_limit: f
         os.killpg(child.pid, signal.SIGKILL)
         child.communicate()
         row.notes.append(f"did not finish within its time limit ({time_limit:g} s): stopped")
+        row.notebook, row.results = _not_graded(path)
     else:
         try:
             found = json.loads(out.decode().strip().splitlines()[-1])
@@ -335,6 +336,18 @@ def _grade_in_child(student: str, path: Path, time_limit: float, checks_limit: f
         _kill_session(child.pid)
     row.seconds = time.monotonic() - started
     return row
+
+
+def _not_graded(path: Path) -> tuple[str, list[str]]:
+    """The course notebook *path* is a copy of, and a "not graded" result for each of its exercises."""
+    try:
+        section = section_of(json.loads(path.read_text(encoding="utf-8")), path)
+    except (OSError, ValueError):
+        section = None
+    if section is None:
+        return path.stem, []
+    course_path = course_notebook_path(section)
+    return (course_path.stem if course_path else section), ["✗ not graded"] * len(EXERCISES[section])
 
 
 def _kill_session(pid: int) -> None:
