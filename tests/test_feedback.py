@@ -122,3 +122,30 @@ def test_trouble_names_the_students_line_for_a_direct_call() -> None:
         assert trouble(error, "f", "f()").startswith(
             "test_trouble_names_the_students_line_for_a_direct_call, line "
         )
+
+
+class UpperEcho(Protocol):
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(data.upper())
+
+
+class Raiser(Protocol):
+    def dataReceived(self, data: bytes) -> None:
+        raise RuntimeError("another server's trouble")
+
+
+def test_an_error_in_another_server_during_a_check_is_not_the_checks() -> None:
+    """A server from an earlier cell that raises while a check runs neither fails nor hangs up the check."""
+    other = lab.listen(Factory.forProtocol(Raiser), name="an earlier cell's server")
+    try:
+        report = Report("echo, upper-cased")
+        with checked_server(report, Factory.forProtocol(UpperEcho)) as server, client_of(server) as client:
+            report.expect(reply_to(client, "hello") == "HELLO", "hello came back", "hello did not")
+            with client_of(other) as bystander:
+                bystander.send_line("x")
+                bystander.read_all()  # Twisted drops the connection whose protocol raised
+            report.expect(reply_to(client, "bye") == "BYE", "bye came back", "bye did not")
+        assert report.passed, repr(report)
+    finally:
+        other.stop()
+    assert any("another server's trouble" in entry for entry in lab.errors().entries())

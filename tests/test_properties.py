@@ -37,6 +37,7 @@ import struct
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -999,8 +1000,8 @@ def howto_chat_factory(protocol: type[chat.HowtoChat]) -> chat.HowtoChatFactory:
     return factory
 
 
-def chat_factory(protocol: type[chat.Chat]) -> chat.ChatFactory:
-    factory = chat.ChatFactory()
+def chat_factory(protocol: type[chat.HowtoChat]) -> chat.HowtoChatFactory:
+    factory = chat.HowtoChatFactory()
     factory.protocol = protocol
     return factory
 
@@ -1157,22 +1158,19 @@ def joined_chat(protocol: Any) -> bool:
 CHAT_LINE = line_of(name_or_message())
 CHAT_KINDS = [
     ChatKind("Chat", chat.ChatFactory, lambda f: f.users, CHAT_LINE, joined_chat, examples=CORE),
-    ChatKind(
-        "WhoChat", lambda: chat_factory(chat_solutions.WhoChat), lambda f: f.users, CHAT_LINE, joined_chat
-    ),
-    ChatKind(
-        "AnnouncingChat",
-        lambda: chat_factory(chat_solutions.AnnouncingChat),
-        lambda f: f.users,
-        CHAT_LINE,
-        joined_chat,
-    ),
-    ChatKind(
-        "PrivateChat",
-        lambda: chat_factory(chat_solutions.PrivateChat),
-        lambda f: f.users,
-        CHAT_LINE,
-        joined_chat,
+    # The exercises' solutions build on the howto's HowtoChat, as the starters do: no name rules, and
+    # chat lines pass as they are (only PrivateChat's /msg text is spelled out).
+    *(
+        ChatKind(
+            solved.__name__,
+            partial(chat_factory, solved),
+            lambda f: f.users,
+            CHAT_LINE,
+            joined_chat,
+            spells_out_controls=False,
+            case_blind_names=False,
+        )
+        for solved in (chat_solutions.WhoChat, chat_solutions.AnnouncingChat, chat_solutions.PrivateChat)
     ),
     ChatKind(
         "LineChat",

@@ -23,7 +23,7 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from zope.interface import implementer
 
 from .. import lab
-from .._errors import describe_exception
+from .._errors import ErrorLog, describe_exception
 from ..clients import Client, ClientError, connect
 from ..render import Line, Renderable
 
@@ -92,9 +92,25 @@ class _HangUpOnError(WrappingFactory):
     each waiting out ``CHECK_TIMEOUT`` for a reply that will never come.
     """
 
+    def __init__(self, wrappedFactory: Factory) -> None:
+        super().__init__(wrappedFactory)
+        #: Names of the classes the checked code is made of: errors logged by others are not this check's.
+        self.names = _class_names(wrappedFactory)
+        #: What the checked code logged as errors while the check ran.
+        self.errors = ErrorLog()
+        #: Twisted's log context of each of the check's connections (``"Echo,3,127.0.0.1"``).
+        self.systems: set[str] = set()
+
+    def registerProtocol(self, protocol: ProtocolWrapper) -> None:
+        super().registerProtocol(protocol)
+        self.systems.add(str(getattr(protocol.transport, "logstr", "")))
+
     def buildProtocol(self, addr: IAddress | None) -> ProtocolWrapper | None:  # type: ignore[override]
         protocol = self.wrappedFactory.buildProtocol(addr)
-        return None if protocol is None else self.protocol(self, protocol)  # None refuses the connection
+        if protocol is None:
+            return None  # None refuses the connection
+        self.names |= _class_names(protocol)
+        return self.protocol(self, protocol)
 
     def hang_up_all(self) -> None:
         for protocol in list(self.protocols):
@@ -102,8 +118,26 @@ class _HangUpOnError(WrappingFactory):
 
     def __call__(self, event: dict[str, Any]) -> None:
         """Observe a log event; runs wherever it was logged (for a protocol's error, the reactor thread)."""
+        system = str(event.get("log_system") or event.get("system") or "-")
+        if ("," in system and system not in self.systems) or system.split(",")[0] not in {
+            "-",
+            "",
+            *self.names,
+        }:
+            return  # logged in another server's connection, not the checked code's
+        self.errors(event)
         if event.get("log_failure") is not None or event.get("isError"):
             cast(IReactorFromThreads, reactor).callFromThread(self.hang_up_all)
+
+
+def _class_names(built: object) -> set[str]:
+    """The classes of *built* (a factory or protocol) and of what it wraps, with their ancestors."""
+    names: set[str] = set()
+    while built is not None:
+        classes = [type(built), getattr(built, "protocol", None)]
+        names |= {ancestor.__name__ for cls in classes if isinstance(cls, type) for ancestor in cls.__mro__}
+        built = getattr(built, "wrappedProtocol", None) or getattr(built, "wrappedFactory", None)
+    return names
 
 
 @contextmanager
@@ -116,7 +150,8 @@ def checked_server(report: Report, factory: Factory) -> Iterator[lab.Server]:
     Without one, a client that waited in vain ends the check with a line
     naming the message that went unanswered.
     """
-    lab.errors().take_new()  # errors from earlier cells are not this check's business
+    lab.start()  # first: starting replays what Twisted logged before, which is not this check's business
+    lab.errors().take_new()  # nor are errors from earlier cells
     wrapped = _HangUpOnError(factory)
     globalLogPublisher.addObserver(wrapped)
     server = lab.listen(cast(Factory, wrapped), name=f"check: {report.title}")
@@ -129,12 +164,15 @@ def checked_server(report: Report, factory: Factory) -> Iterator[lab.Server]:
             except (ClientError, lab.LabTimeout) as error:
                 stopped = f"the conversation stopped: {error}"
     finally:
-        globalLogPublisher.removeObserver(wrapped)
         blocked = watch.culprit if watch is not None else None
         if blocked is not None:
             lab.call(lambda: None, timeout=BLOCKED_WAIT, what="the reactor to finish the blocking call")
-        server.stop()
-        _report_causes(report, before, blocked, stopped, lab.errors().take_new())
+        try:
+            server.stop()  # connectionLost runs now: what it raises is the checked code's too
+        finally:
+            globalLogPublisher.removeObserver(wrapped)
+        lab.errors().take_new()  # shown here, if they are the checked code's, not again after the cell
+        _report_causes(report, before, blocked, stopped, wrapped.errors.entries())
 
 
 #: How long a check waits for a blocked reactor to come back before giving up.

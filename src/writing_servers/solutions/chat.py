@@ -1,17 +1,15 @@
 """Solutions to notebook 8's exercises.
 
-The notebook's exercises subclass ``HowtoChat``; these subclass the course's
-``Chat`` (a ``HowtoChat`` with name rules and control characters spelled
-out), which passes the same checks and keeps those guarantees too.  The
-same code on ``HowtoChat`` passes the checks as well.
+Like the notebook's starters, they subclass the howto's ``HowtoChat``, so
+the code ``solution(n)`` shows runs where the exercise is.
 """
 
 from twisted.python.failure import Failure
 
-from writing_servers.chat import Chat, visible
+from writing_servers.chat import HowtoChat, visible
 
 
-class WhoChat(Chat):
+class WhoChat(HowtoChat):
     """Chat, plus ``/who``: the asker alone learns who is here."""
 
     def handle_CHAT(self, message: str) -> None:
@@ -21,7 +19,7 @@ class WhoChat(Chat):
             super().handle_CHAT(message)
 
 
-class AnnouncingChat(Chat):
+class AnnouncingChat(HowtoChat):
     """Chat that tells everyone else when someone joins or leaves."""
 
     def handle_GETNAME(self, name: str) -> None:
@@ -35,7 +33,7 @@ class AnnouncingChat(Chat):
         super().connectionLost(reason)
 
 
-class PrivateChat(Chat):
+class PrivateChat(HowtoChat):
     """Chat, plus ``/msg <name> <text>``: a message for one user only."""
 
     def handle_CHAT(self, message: str) -> None:
@@ -56,19 +54,14 @@ class PrivateChat(Chat):
 #: The solutions to each exercise, in the notebook's order (``solution(n)`` shows them).
 EXERCISES = {1: (WhoChat,), 2: (AnnouncingChat,), 3: (PrivateChat,)}
 
-_BASE = (
-    " (Chat, from Going further below or `from writing_servers.chat import Chat`, is HowtoChat with name "
-    "rules and control characters spelled out; this code passes on HowtoChat too.)"
-)
-
 WHY = {
     1: "self.users is the factory's dict, shared by every connection, so it holds exactly the names in the "
     "chat, and sorted() orders them whatever order people joined in; send_text answers the asker alone, and "
-    "every other message goes to super().handle_CHAT as before." + _BASE,
+    "every other message goes to super().handle_CHAT as before.",
     2: "Only a name super().handle_GETNAME accepts moves the connection to CHAT, so a refused try is never "
     "announced, and broadcast skips the newcomer; connectionLost announces only a connection that owns its "
-    "name in users, before super() frees the name." + _BASE,
+    "name in users, before super() frees the name.",
     3: "partition splits off the command, then the name, keeping the text whole, and users.get(name) is the "
     "one protocol to write to (yours too) or None; visible spells out control characters, so the text "
-    "cannot steer the recipient's terminal." + _BASE,
+    "cannot steer the recipient's terminal.",
 }

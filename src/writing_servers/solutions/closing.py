@@ -9,10 +9,7 @@ from twisted.python.failure import Failure
 
 
 class PoliteButFirm(Protocol):
-    """On the first data: send the reply, close politely, and abort if that takes too long.
-
-    loseConnection() stops reading, so dataReceived runs once.
-    """
+    """On the first data: send the reply, close politely, and abort if that takes too long."""
 
     def __init__(self) -> None:
         self.deadline: IDelayedCall | None = None
@@ -20,6 +17,8 @@ class PoliteButFirm(Protocol):
     def dataReceived(self, data: bytes) -> None:
         from twisted.internet import reactor
 
+        if self.deadline is not None:
+            return  # already closing (over TCP, loseConnection() stops reading; not every transport does)
         self.transport.write(self.factory.reply)
         self.transport.loseConnection()
         self.deadline = reactor.callLater(self.factory.grace_period, self.transport.abortConnection)
