@@ -331,6 +331,41 @@ def test_client_rejects_what_is_not_an_address() -> None:
         Client(12345)
 
 
+@pytest.mark.parametrize("form", ["host, port", "host:port"])
+def test_client_connects_to_a_host_and_port_as_a_student_would_write_them(
+    serve: Callable[[Script], Peer], form: str
+) -> None:
+    """connect("10.0.0.5", 8000) and connect("10.0.0.5:8000"): the two ways to join a teacher's server."""
+    peer = serve(send_then_close(b"welcome\n"))
+    host, port = peer.address
+    client = (
+        Client(host, port, timeout=TIMEOUT)
+        if form == "host, port"
+        else Client(f"{host}:{port}", timeout=TIMEOUT)
+    )
+    with client:
+        assert client.read_line() == "welcome"
+
+
+@pytest.mark.parametrize(
+    ("target", "error", "message"),
+    [
+        ("10.0.0.5", ValueError, "no port, and no such UNIX socket"),
+        ("10.0.0.5:http", ValueError, "'http' is not a port number"),
+        ("10.0.0.5:0", ValueError, "port 0 is not between 1 and 65535"),
+        (("10.0.0.5", "eight"), ValueError, "'eight' is not a port number"),
+    ],
+)
+def test_a_target_that_is_not_an_address_is_refused_with_the_forms(
+    target: object, error: type, message: str
+) -> None:
+    """Nothing is tried: the message says what is wrong and shows the forms that work."""
+    with pytest.raises(error) as caught:
+        Client(target, timeout=TIMEOUT)
+    assert message in str(caught.value)
+    assert "connect('10.0.0.5', 8000) or connect('10.0.0.5:8000')" in str(caught.value)
+
+
 # -- transcripts --------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ course's servers; a client connects to anything with an ``address``.
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import time
@@ -138,6 +139,7 @@ class Client:
     def __init__(
         self,
         target: object,
+        port: int | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT,
         title: str = "client",
@@ -154,8 +156,14 @@ class Client:
         #: What was sent since anything last arrived: the message a timeout left unanswered.
         self._unanswered = b""
         self._waited = timeout
-        address = _address_of(target)
-        family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+        address = _address_of(target if port is None else (target, port))
+        family = (
+            socket.AF_UNIX
+            if isinstance(address, str)
+            else socket.AF_INET6
+            if ":" in address[0]
+            else socket.AF_INET
+        )
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.settimeout(timeout)
         try:
@@ -324,17 +332,43 @@ class Client:
         return f"<Client {self.transcript.title!r} ({state})>"
 
 
+_FORMS = (
+    "connect(server) for a server from lab.listen, connect('10.0.0.5', 8000) or connect('10.0.0.5:8000') "
+    "for a host and port, connect('/path/to/socket') for a UNIX socket"
+)
+
+
 def _address_of(target: object) -> Address:
-    """Accept a server handle (anything with ``.address``), a ``(host, port)`` pair or a UNIX path."""
+    """A server handle (anything with ``.address``), ``(host, port)``, ``"host:port"`` or a UNIX socket path."""
     address = getattr(target, "address", target)
     if isinstance(address, str):
-        return address
+        return _parsed(address)
     if isinstance(address, tuple) and len(address) == 2:
         host, port = address
-        return (str(host), int(port))
-    raise TypeError(
-        f"cannot connect to {target!r}: expected a server, a (host, port) pair or a UNIX socket path"
-    )
+        return (str(host), _port(port, address))
+    raise TypeError(f"cannot connect to {target!r}: use {_FORMS}")
+
+
+def _parsed(text: str) -> Address:
+    """``"host:port"`` as a pair; a path (it has a ``/``, or names a file here) as a UNIX socket."""
+    host, colon, port = text.rpartition(":")
+    if colon and "/" not in text and host:
+        return (host.strip("[]"), _port(port, text))
+    if "/" in text or os.path.exists(text):
+        return text
+    raise ValueError(f"cannot connect to {text!r}: no port, and no such UNIX socket; use {_FORMS}")
+
+
+def _port(port: object, what: object) -> int:
+    try:
+        number = int(str(port))
+    except ValueError:
+        raise ValueError(f"cannot connect to {what!r}: {port!r} is not a port number; use {_FORMS}") from None
+    if not 0 < number < 65536:
+        raise ValueError(
+            f"cannot connect to {what!r}: port {number} is not between 1 and 65535; use {_FORMS}"
+        )
+    return number
 
 
 #: ``with connect(server) as client:`` reads better in a cell than ``Client(server)``.
