@@ -4,6 +4,12 @@ JupyterLab binds to 127.0.0.1 with its token on.  Once it is serving, this
 prints one address that opens notebooks/00-Index.ipynb directly, token
 included; with a screen attached, the browser opens it too.  Ctrl-C stops
 JupyterLab as usual.
+
+Where the system has UNIX sockets, kernels talk to JupyterLab over them
+(``--KernelManager.transport=ipc``), in files in the user's own runtime
+folder, instead of over five TCP ports on 127.0.0.1.  Jupyter picks those
+ports by binding and releasing them, so another program (a notebook's server
+on port 0, on a shared machine someone else's) could take one in between.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ def has_screen() -> bool:
 
 def command() -> list[str]:
     args = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={ROOT}"]
+    if os.name == "posix":  # ZeroMQ has no ipc transport on Windows
+        args.append("--KernelManager.transport=ipc")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--allow-root")  # JupyterLab refuses root without it; containers and CI run as root
     if has_screen():

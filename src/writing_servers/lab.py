@@ -12,7 +12,9 @@ thread named ``twisted-reactor``.  The rules this module keeps:
   by the main thread at the end of the cell that was running.
 * :func:`listen` binds ``127.0.0.1`` on a free port unless told otherwise and
   remembers the server under a name; listening again under that name first
-  stops the earlier server, so re-running a cell never leaks a port.
+  stops the earlier server, so re-running a cell never leaks a port.  On a
+  shared machine (a JupyterHub) it binds a loopback address of this user's
+  own instead: see :func:`loopback_host`.
 
 It knows nothing about any section of the course.
 """
@@ -20,6 +22,11 @@ It knows nothing about any section of the course.
 from __future__ import annotations
 
 import atexit
+import functools
+import hashlib
+import ipaddress
+import os
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -46,6 +53,7 @@ __all__ = [
     "clean_up",
     "errors",
     "listen",
+    "loopback_host",
     "running",
     "servers",
     "show",
@@ -59,7 +67,10 @@ DEFAULT_TIMEOUT = 10.0
 #: reactor-side timeout (which cancels the work cleanly) normally fires first.
 _GRACE = 2.0
 THREAD_NAME = "twisted-reactor"
-LOOPBACK = "tcp:0:interface=127.0.0.1"
+DEFAULT_LOOPBACK = "127.0.0.1"
+#: Names the loopback address this user's servers bind; a classroom hub's
+#: spawner sets it (jupyterhub_config.py), and 127.0.0.1 switches the choice off.
+LOOPBACK_VARIABLE = "WRITING_SERVERS_LOOPBACK"
 
 T = TypeVar("T")
 
@@ -83,6 +94,62 @@ def _reactor() -> Any:
     from twisted.internet import reactor
 
     return reactor
+
+
+# -- where servers listen ----------------------------------------------------
+
+
+def loopback_host() -> str:
+    """The address :func:`listen` binds when no endpoint is named.
+
+    ``127.0.0.1`` on a machine of one's own.  On a shared machine every user's
+    servers would share it, so there it is an address of this user's own in
+    127.0.0.0/8: the one ``WRITING_SERVERS_LOOPBACK`` names, or, in a
+    JupyterHub session (``JUPYTERHUB_USER`` is set), one derived from the user
+    name.  A classmate's ``nc 127.0.0.1 PORT``, or Jupyter picking ports for a
+    kernel, then cannot land in this user's server by accident.  Where the
+    system does not route all of 127.0.0.0/8 to loopback (macOS has only
+    127.0.0.1) the address cannot be bound, and this falls back to 127.0.0.1.
+    """
+    chosen = os.environ.get(LOOPBACK_VARIABLE, "").strip()
+    if chosen:
+        _check_loopback(chosen)
+    else:
+        user = os.environ.get("JUPYTERHUB_USER", "")
+        chosen = _loopback_for_user(user) if user else DEFAULT_LOOPBACK
+    return chosen if _can_bind(chosen) else DEFAULT_LOOPBACK
+
+
+def _check_loopback(host: str) -> None:
+    loopback = ipaddress.IPv4Network("127.0.0.0/8")
+    try:
+        address = ipaddress.IPv4Address(host)
+        fits = address in loopback and address not in (loopback.network_address, loopback.broadcast_address)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"{LOOPBACK_VARIABLE}={host!r} is not a loopback address such as 127.100.0.7; "
+            f"fix it, or set it to {DEFAULT_LOOPBACK} to use the machine's shared one"
+        )
+
+
+def _loopback_for_user(user: str) -> str:
+    """127.A.B.C from a hash of *user*: A in 1-254, so never 127.0.0.x; C in 1-254."""
+    digest = hashlib.sha256(user.encode()).digest()
+    return f"127.{1 + digest[0] % 254}.{digest[1]}.{1 + digest[2] % 254}"
+
+
+@functools.lru_cache(maxsize=8)
+def _can_bind(host: str) -> bool:
+    if host == DEFAULT_LOOPBACK:
+        return True
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, 0))
+        except OSError:
+            return False
+    return True
 
 
 # -- the reactor thread ---------------------------------------------------
@@ -354,19 +421,20 @@ def listen(
     factory: Factory,
     *,
     name: str | None = None,
-    endpoint: str | IStreamServerEndpoint = LOOPBACK,
+    endpoint: str | IStreamServerEndpoint | None = None,
     trace: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Server:
     """Serve *factory* on the background reactor and return its :class:`Server`.
 
-    *endpoint* is an endpoint description (``"tcp:0:interface=127.0.0.1"``,
-    the default, picks a free loopback port; ``"unix:/path"``, ``"ssl:..."``
-    work too) or an endpoint object.  With *trace*, the server's events are
+    *endpoint* is an endpoint description (``"tcp:0:interface=127.0.0.1"``;
+    ``"unix:/path"``, ``"ssl:..."`` work too) or an endpoint object.  Without
+    one, a free port on :func:`loopback_host`.  With *trace*, the server's events are
     kept in :attr:`Server.trace`.  A server already listening under the same
     *name* (by default the protocol's class name) is stopped first.
     """
     start()
+    where = endpoint if endpoint is not None else f"tcp:0:interface={loopback_host()}"
     name = name or _default_name(factory)
     with _lock:
         previous = _servers.pop(name, None)
@@ -382,7 +450,7 @@ def listen(
     def listen_in_reactor() -> defer.Deferred[IListeningPort]:
         from twisted.internet.endpoints import serverFromString
 
-        chosen = serverFromString(_reactor(), endpoint) if isinstance(endpoint, str) else endpoint
+        chosen = serverFromString(_reactor(), where) if isinstance(where, str) else where
         return chosen.listen(tracer).addCallback(keep)
 
     def close_unseen() -> defer.Deferred[None]:
