@@ -375,11 +375,12 @@ def test_logfile_writes_only_into_the_file_given(tmp_path: Path) -> None:
 
 
 def test_host_0_0_0_0_warns_that_anyone_on_the_network_can_connect(tmp_path: Path) -> None:
-    """--host 0.0.0.0 listens on every address, says so on stderr, and still answers on loopback."""
+    """--host 0.0.0.0 listens on every address, says so on stderr, names each address, and answers on loopback."""
+    import psutil
+
     with server("echo", "--host", "0.0.0.0", cwd=tmp_path) as echo:
         assert echo.host == "0.0.0.0"
-        connect_line = echo.stdout.wait_for(r"^Connect with: telnet (\S+) ").group(1)
-        assert connect_line != "0.0.0.0"  # students need an address they can dial
+        port = echo.address[1]
         warning = echo.stderr.wait_for(r"^warning: ")
         assert "anyone on the network can connect" in warning.string
         with connect(echo.address) as client:
@@ -387,8 +388,68 @@ def test_host_0_0_0_0_warns_that_anyone_on_the_network_can_connect(tmp_path: Pat
             assert client.read_until(b"\n") == b"ping\n"
         echo.process.send_signal(signal.SIGINT)
         assert echo.wait() == 0
-        assert GOODBYE.match(echo.stdout.all()[-1])
+        output = "\n".join(echo.stdout.all())
         assert len(echo.stderr.all()) == 1
+    up = {name for name, stats in psutil.net_if_stats().items() if stats.isup}
+    expected = {
+        (name, entry.address)
+        for name, entries in psutil.net_if_addrs().items()
+        for entry in entries
+        if name in up and entry.family == socket.AF_INET and not entry.address.startswith("127.")
+    }
+    lines = output.splitlines()
+    for name, address in expected:  # every interface by name, on the line with the command for its address
+        command = f"Connect with: telnet {address} {port} "
+        assert [line for line in lines if command in line and re.search(rf"\b{re.escape(name)}\b", line)], (
+            output
+        )
+    assert "0.0.0.0" not in output.split("listening on 0.0.0.0", 1)[1]  # never an address to dial
+    assert "Only this machine can connect" not in output
+
+
+def test_the_default_host_says_only_this_machine_can_connect(tmp_path: Path) -> None:
+    """Without --host the banner says plainly that only this machine can connect, and how to open it."""
+    with server("answer", cwd=tmp_path) as answer:
+        line = answer.stdout.wait_for("^Only this machine can connect").string
+        assert "--host 0.0.0.0" in line
+        answer.stop()
+
+
+@pytest.mark.parametrize(
+    ("addresses", "expected"),
+    [
+        (
+            [],
+            [
+                "no network address besides loopback",
+                "Connect with: telnet 127.0.0.1 8000   or: nc 127.0.0.1 8000",
+            ],
+        ),
+        (
+            [("eth0", "10.0.0.5")],
+            ["Connect with: telnet 10.0.0.5 8000   or: nc 10.0.0.5 8000   (give students"],
+        ),
+        (
+            [("eth0", "10.0.0.5"), ("wlan0", "192.168.1.23")],
+            [
+                "on 2 networks. Give students the address on the network they are on:",
+                "  eth0   Connect with: telnet 10.0.0.5 8000   or: nc 10.0.0.5 8000",
+                "  wlan0  Connect with: telnet 192.168.1.23 8000   or: nc 192.168.1.23 8000   (default route)",
+            ],
+        ),
+    ],
+    ids=["no-network", "one-network", "lab-lan-and-wifi"],
+)
+def test_every_network_address_is_listed_by_interface(
+    addresses: list[tuple[str, str]], expected: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no network, one, or a lab LAN beside Wi-Fi (the default route), the banner says what to give students."""
+    monkeypatch.setattr(cli, "network_addresses", lambda ipv6=False: addresses)
+    monkeypatch.setattr(cli, "default_route_address", lambda: "192.168.1.23")
+    lines = cli.how_to_connect("0.0.0.0", 8000)
+    assert len(lines) == len(expected)
+    for line, start in zip(lines, expected, strict=True):
+        assert start in line, (line, start)
 
 
 def test_a_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
@@ -556,3 +617,118 @@ def test_defaults_are_loopback_and_port_8000() -> None:
     args = cli.build_parser().parse_args(["serve", "echo"])
     assert (args.host, args.port) == ("127.0.0.1", 8000)
     assert cli.DEFAULT_LOG == "writing-servers.log"
+
+
+# -- half-close ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "greeting"),
+    [("echo", b""), ("counting-echo", b"Welcome! There are currently 1 open connections.\r\n")],
+)
+def test_a_half_close_still_gets_the_echo(name: str, greeting: bytes, tmp_path: Path) -> None:
+    """A socket that sends a line and shuts down its write side gets the echo, then the end of the connection."""
+    with server(name, cwd=tmp_path) as running:
+        with socket.create_connection(running.address, timeout=TIMEOUT) as client:
+            client.sendall(b"hi\n")
+            client.shutdown(socket.SHUT_WR)
+            received = b""
+            while chunk := client.recv(4096):  # until the server closes (timeout: TIMEOUT)
+                received += chunk
+        assert received == greeting + b"hi\n"
+        running.stop()
+
+
+@needs_nc
+@pytest.mark.parametrize("flag", ["-N", "-q1"])
+def test_a_pipe_into_nc_gets_the_echo(flag: str, tmp_path: Path) -> None:
+    """`printf 'hi\\n' | nc -N HOST PORT` and `nc -q 1` (both half-close at the end of input) print the echo."""
+    with server("echo", cwd=tmp_path) as running:
+        host, port = running.address
+        done = subprocess.run(
+            ["nc", flag, host, str(port)], input=b"hi\n", capture_output=True, timeout=TIMEOUT
+        )
+        assert done.stdout == b"hi\n"
+        running.stop()
+
+
+# -- what the teacher sees -------------------------------------------------------------------------
+
+TIME = r"^\d\d:\d\d:\d\d "
+
+
+def test_the_teacher_sees_connections_joins_clashes_and_leaves(tmp_path: Path) -> None:
+    """`serve chat` prints one timed line per connection, join, name clash, leave and disconnection."""
+    with server("chat", cwd=tmp_path) as chat:
+        with connect(chat.address) as ann, connect(chat.address) as other:
+            assert ann.read_line() == "What's your name?"
+            ann.send(b"ann\n")
+            assert ann.read_line() == "Welcome, ann!"
+            assert other.read_line() == "What's your name?"
+            other.send(b"Ann\n")
+            assert other.read_line() == "Name taken, please choose another."
+            other.send(b"bob\n")
+            assert other.read_line() == "Welcome, bob!"
+        peer = r"127\.0\.0\.1:\d+"
+        for pattern in (
+            f"{TIME}{peer} connected$",
+            f"{TIME}{peer} joined as ann$",
+            f"{TIME}{peer} asked for 'Ann', already taken$",
+            f"{TIME}{peer} joined as bob$",
+            f"{TIME}(ann|bob) left \\({peer}\\)$",
+            f"{TIME}{peer} disconnected \\(closed\\)$",
+        ):
+            chat.stdout.wait_for(pattern)
+        chat.stop()
+
+
+def test_quiet_prints_no_line_per_connection(tmp_path: Path) -> None:
+    """With --quiet, a join and a leave print nothing: the banner, then the goodbye."""
+    with server("chat", "--quiet", cwd=tmp_path) as chat:
+        with connect(chat.address) as ann:
+            assert ann.read_line() == "What's your name?"
+            ann.send(b"ann\n")
+            assert ann.read_line() == "Welcome, ann!"
+        with connect(chat.address) as last:  # once this one is answered, ann's leaving has been handled
+            assert last.read_line() == "What's your name?"
+        chat.stop()
+        assert not [line for line in chat.stdout.all() if re.match(TIME, line)]
+
+
+def test_the_teacher_sees_a_reader_cut_off(tmp_path: Path) -> None:
+    """A chat member who stops reading is cut off once 1 MiB waits for them, and the terminal says who and why."""
+    with server("chat", "--quiet", cwd=tmp_path) as chat:
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # so that the server's buffer fills
+        stalled.settimeout(TIMEOUT)
+        stalled.connect(chat.address)
+        with stalled, connect(chat.address) as talker:
+            stalled.sendall(b"ann\n")
+            assert talker.read_line() == "What's your name?"
+            talker.send(b"bob\n")
+            assert talker.read_line() == "Welcome, bob!"
+            line = b"x" * 1000 + b"\n"
+            for _ in range(40):  # up to 4 MB, sent until the cut-off shows
+                talker.send(line * 100)
+                if any("stopped reading" in seen for seen in chat.stderr.seen):
+                    break
+            cut_off = chat.stderr.wait_for("stopped reading").string
+        assert re.match(rf"{TIME}ann \(127\.0\.0\.1:\d+\) stopped reading: more than 1048576 bytes", cut_off)
+        chat.process.send_signal(signal.SIGINT)
+        assert chat.wait() == 0
+
+
+def test_the_teacher_sees_an_error_in_one_line(tmp_path: Path) -> None:
+    """A byte sequence telnet's parser rejects (IAC then "A") is an error: one timed line, and the others carry on."""
+    with server("echo", cwd=tmp_path) as echo:
+        with socket.create_connection(echo.address, timeout=TIMEOUT) as client:
+            client.sendall(b"\xffA")
+            assert client.recv(100) == b""  # the server dropped that connection
+        error = echo.stderr.wait_for("error").string
+        assert re.match(rf"{TIME}error in Echo\S*: ValueError: \('Stumped', b'A'\)$", error), error
+        with connect(echo.address) as client:
+            client.send(b"still up\n")
+            assert client.read_until(b"\n") == b"still up\n"
+        echo.process.send_signal(signal.SIGINT)
+        assert echo.wait() == 0
+        assert echo.stderr.all() == [error]

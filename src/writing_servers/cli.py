@@ -33,10 +33,10 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.internet.protocol import Factory
+from twisted.logger import globalLogBeginner
 from twisted.python.failure import Failure
 
 from writing_servers import (
-    chat,
     closing,
     exports,
     grading,
@@ -46,6 +46,7 @@ from writing_servers import (
     simpler_protocol_creation,
     startup_shutdown,
     state_machines,
+    terminals,
 )
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_LOG", "DEFAULT_PORT", "SERVERS", "Server", "main"]
@@ -72,9 +73,8 @@ class Server(NamedTuple):
     options: tuple[str, ...] = ()
 
 
-# The one-shot examples use `nc -w 1` (give up after 1 s of quiet), not `nc -q 1` or `nc -N`: those
-# half-close at the end of input, and to a protocol that is not half-closeable (these are not) a
-# half-close is a close, so a reply not yet written is lost.
+# The one-shot examples use `nc -w 1` (give up after 1 s of quiet) so that nc exits once the server
+# has answered; `nc -N` works too: every server here sends its reply before closing on a half-close.
 SERVERS: dict[str, Server] = {
     "echo": Server(
         1,
@@ -167,7 +167,7 @@ SERVERS: dict[str, Server] = {
     "chat": Server(
         8,
         "the chat server: pick a name, then talk to everyone",
-        lambda args: chat.ChatFactory(),
+        lambda args: terminals.ClassroomChatFactory(),
         "connect from two terminals (or a whole class), pick a name in each, then talk.",
     ),
 }
@@ -261,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=port_number,
         default=DEFAULT_PORT,
         help="TCP port (default: %(default)s; 0 picks a free one)",
+    )
+    serve_parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print no line per connection, join or leave (cut-offs and errors are still printed)",
     )
     serve_parser.add_argument(
         "--log",
@@ -388,9 +393,12 @@ def serve(args: argparse.Namespace) -> int:
         fail(why_not_listening(failure, args.host, args.port), 1)
         reactor.callWhenRunning(reactor.stop)  # a TCP listen fails at once, before the reactor runs
 
+    # One line per event for the teacher; before this, Twisted would print only tracebacks.
+    globalLogBeginner.beginLoggingTo([terminals.TeacherLog(quiet=args.quiet)], redirectStandardIO=False)
     endpoint_type = TCP6ServerEndpoint if is_ipv6(args.host) else TCP4ServerEndpoint
     endpoint = endpoint_type(reactor, args.port, interface=args.host)
-    endpoint.listen(server.build(args)).addCallbacks(announce, give_up)
+    factory = terminals.TerminalFactory(server.build(args), speaks_telnet=server.terminal)
+    endpoint.listen(factory).addCallbacks(announce, give_up)
     reactor.run()  # until Ctrl-C, SIGTERM or reactor.stop(); Twisted closes every connection on the way out
     if failures:
         return 1
@@ -414,15 +422,79 @@ def print_banner(args: argparse.Namespace, server: Server, port: IListeningPort)
             file=sys.stderr,
             flush=True,
         )
-    reach = host
-    if is_wildcard(host):
-        reach = this_machines_address() or "THIS-MACHINE'S-ADDRESS"
     if server.terminal:
-        print(f"Connect with: telnet {reach} {number}   or: nc {reach} {number}", flush=True)
+        for line in how_to_connect(host, number):
+            print(line, flush=True)
     else:
         print("Connect with a program, not a terminal: each message is framed by its length.", flush=True)
+    if is_loopback(host):
+        print("Only this machine can connect (loopback). To let students in: --host 0.0.0.0", flush=True)
+    reach = host
+    if is_wildcard(host):
+        addresses = network_addresses(ipv6=is_ipv6(host))
+        reach = addresses[0][1] if addresses else "127.0.0.1"
     try_it = server.try_it.replace("{host}", reach).replace("{port}", str(number))
     print("Try it: " + try_it.replace("{log}", os.path.abspath(args.log)), flush=True)
+
+
+def how_to_connect(host: str, port: int) -> list[str]:
+    """The lines that tell the teacher which address students dial, and which machines can reach it."""
+
+    def command(address: str) -> str:
+        return f"telnet {address} {port}   or: nc {address} {port}"
+
+    if not is_wildcard(host):
+        return [f"Connect with: {command(host)}"]
+    addresses = network_addresses(ipv6=is_ipv6(host))
+    if not addresses:
+        return [
+            "This machine has no network address besides loopback: no other machine can connect yet.",
+            f"Connect with: {command('127.0.0.1')}",
+        ]
+    if len(addresses) == 1:
+        [(interface, address)] = addresses
+        return [
+            f"Connect with: {command(address)}   (give students this address: {interface} is the only network)"
+        ]
+    width = max(len(interface) for interface, _ in addresses)
+    default = default_route_address()
+    lines = [
+        f"This machine is on {len(addresses)} networks. Give students the address on the network they are on:"
+    ]
+    for interface, address in addresses:
+        note = "   (default route)" if address == default else ""
+        lines.append(f"  {interface:<{width}}  Connect with: {command(address)}{note}")
+    return lines
+
+
+def network_addresses(ipv6: bool = False) -> list[tuple[str, str]]:
+    """(interface, address) for every address other machines may dial; IPv4 first, IPv6 too if *ipv6*.
+
+    Loopback, interfaces that are down, and IPv6 link-local addresses (which
+    need a zone to dial) are left out.  Without psutil (installed with the
+    course's test and conda environments) only the default route's address
+    is known.
+    """
+    try:
+        import psutil  # type: ignore[import-untyped]
+    except ImportError:
+        address = default_route_address()
+        return [("default route", address)] if address else []
+    stats = psutil.net_if_stats()
+    found: list[tuple[int, str, str]] = []
+    for interface, entries in psutil.net_if_addrs().items():
+        if interface in stats and not stats[interface].isup:
+            continue
+        for entry in entries:
+            if entry.family not in (socket.AF_INET, socket.AF_INET6) or (
+                entry.family == socket.AF_INET6 and not ipv6
+            ):
+                continue
+            ip = ipaddress.ip_address(entry.address.split("%")[0])
+            if ip.is_loopback or (ip.version == 6 and ip.is_link_local):
+                continue
+            found.append((ip.version, interface, str(ip)))
+    return [(interface, address) for _, interface, address in sorted(found, key=lambda item: item[0])]
 
 
 def why_not_listening(failure: Failure, host: str, port: int) -> str:
@@ -462,8 +534,8 @@ def is_wildcard(host: str) -> bool:
         return False
 
 
-def this_machines_address() -> str | None:
-    """This machine's address on its network, as others would dial it; None if there is no network.
+def default_route_address() -> str | None:
+    """The IPv4 address this machine's default route goes out from; None without a default route.
 
     Connecting a UDP socket sends nothing: it only asks the system which of
     its addresses the route out would use.
