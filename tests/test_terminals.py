@@ -304,12 +304,18 @@ class Terminal:
                 )
             if select.select([self.fd], [], [], min(left, 0.2))[0]:
                 try:
-                    self.screen += os.read(self.fd, 65536)
+                    self.read()
                 except OSError:  # the program ended
                     raise AssertionError(f"{pattern!r} never appeared: {self.screen[-500:]!r}") from None
         found = self.screen[: match.end()]
         self.screen = self.screen[match.end() :]
         return found
+
+    def read(self) -> None:
+        """Add what the program wrote to :attr:`screen` (blocks until there is something)."""
+        # The terminal turns a program's LF into CR LF (ONLCR), so nc shows the server's CR LF as
+        # CR CR LF; on a screen both look the same, and so they do here.
+        self.screen = (self.screen + os.read(self.fd, 65536)).replace(b"\r\r\n", b"\r\n")
 
     def close(self) -> None:
         """Kill the program if it still runs, reap it, and close the terminal."""
