@@ -186,6 +186,7 @@ def test_hub_config_binds_loopback_and_runs_kernels_over_ipc() -> None:
     assert config.JupyterHub.bind_url == "http://127.0.0.1:8000"
     assert config.JupyterHub.hub_ip == "127.0.0.1"
     assert config.JupyterHub.spawner_class == "localprocess"
+    assert config.Authenticator.allow_all is True  # else JupyterHub 5+ lets no student in
     assert "--KernelManager.transport=ipc" in config.Spawner.args
     assert "--MappingKernelManager.cull_idle_timeout=3600" in config.Spawner.args
     assert config.Spawner.mem_limit == "1G"
@@ -217,6 +218,7 @@ def test_hub_config_loads_in_jupyterhub(environment: pytest.MonkeyPatch) -> None
     assert hub.bind_url == "http://127.0.0.1:8000"
     assert hub.hub_ip == "127.0.0.1"
     assert hub.spawner_class is LocalProcessSpawner
+    assert hub.authenticator_class(config=hub.config).allow_all
     spawner = LocalProcessSpawner(config=hub.config, user=fake_spawner(7).user, hub=SimpleNamespace())
     assert spawner.environment[lab.LOOPBACK_VARIABLE](spawner) == "127.100.0.7"
     assert "--KernelManager.transport=ipc" in spawner.args
