@@ -126,15 +126,17 @@ def test_a_classmates_nc_127_0_0_1_does_not_reach_the_server(environment: pytest
 # -- kernels over UNIX sockets -------------------------------------------------------------
 
 
-def test_make_lab_runs_kernels_over_unix_sockets() -> None:
-    """tools/lab.py asks for kernels over ipc where ZeroMQ has it (not on Windows)."""
+def test_make_lab_runs_kernels_over_unix_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tools/lab.py asks for kernels over ipc where ZeroMQ has it (not on Windows) and the socket paths fit."""
     sys.path.insert(0, str(ROOT / "tools"))
     try:
         lab_tool = importlib.import_module("lab")
     finally:
         sys.path.remove(str(ROOT / "tools"))
-    ipc = "--KernelManager.transport=ipc" in lab_tool.command()
-    assert ipc == (os.name == "posix")
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", "/home/student/.local/share/jupyter/runtime")  # a usual one
+    assert ("--KernelManager.transport=ipc" in lab_tool.command()) == (os.name == "posix")
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", "/home/" + "x" * 60)  # kernel-<uuid>-ipc-5 would not fit
+    assert "--KernelManager.transport=ipc" not in lab_tool.command()
 
 
 @pytest.mark.skipif(os.name != "posix", reason="ZeroMQ has no ipc transport on Windows")

@@ -10,6 +10,8 @@ Where the system has UNIX sockets, kernels talk to JupyterLab over them
 folder, instead of over five TCP ports on 127.0.0.1.  Jupyter picks those
 ports by binding and releasing them, so another program (a notebook's server
 on port 0, on a shared machine someone else's) could take one in between.
+A socket's path has a length limit, so with a very long runtime folder
+kernels stay on TCP.
 """
 
 from __future__ import annotations
@@ -18,22 +20,34 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
+from jupyter_core.paths import jupyter_runtime_dir
 from jupyter_server.serverapp import list_running_servers
 
 ROOT = Path(__file__).resolve().parent.parent
 START_PAGE = "notebooks/00-Index.ipynb"
 WAIT_FOR_SERVER = 60.0
+#: A UNIX socket's path holds 104 bytes on macOS, 108 on Linux, its final NUL included.
+SOCKET_PATH_MAX = 103
 
 
 def has_screen() -> bool:
     return sys.platform == "darwin" or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def kernels_over_ipc() -> bool:
+    """Whether this system has UNIX sockets for ZeroMQ, and the longest kernel socket path fits."""
+    if os.name != "posix":  # ZeroMQ has no ipc transport on Windows
+        return False
+    longest = os.path.join(jupyter_runtime_dir(), f"kernel-{uuid.uuid4()}-ipc-5")  # five channels, -1 to -5
+    return len(os.fsencode(longest)) <= SOCKET_PATH_MAX
+
+
 def command() -> list[str]:
     args = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={ROOT}"]
-    if os.name == "posix":  # ZeroMQ has no ipc transport on Windows
+    if kernels_over_ipc():
         args.append("--KernelManager.transport=ipc")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--allow-root")  # JupyterLab refuses root without it; containers and CI run as root
