@@ -382,3 +382,20 @@ def type_utf8_and_ctrl_c(terminal: Terminal) -> None:
                 raise
     terminal.type(b"\x03")  # Ctrl-C: telnet sends an interrupt and DO TIMING-MARK, and waits for the answer
     terminal.type("yes\r")
+
+
+def test_adapting_the_connection_never_adapts_its_transport() -> None:
+    """IHalfCloseableProtocol(connection) is the connection, even over a transport that adapts to anything.
+
+    A wrapper around it (the notebooks' tracer) adapts it to hand on a half-close; were ``__conform__``
+    handed on to the transport, that wrapper would get itself back and call itself forever.
+    """
+
+    class Conforming(StringTransport):
+        def __conform__(self, interface: object) -> object:
+            return self
+
+    connection = echo_factory().buildProtocol(ADDR)
+    assert connection is not None
+    connection.makeConnection(Conforming())
+    assert IHalfCloseableProtocol(connection) is connection

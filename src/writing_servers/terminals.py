@@ -96,6 +96,8 @@ class TerminalConnection(TelnetTransport):
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for what this class lacks: setTcpNoDelay, abortConnection, registerProducer...
+        if name.startswith("__"):  # not __conform__: adapting this object must not adapt the transport
+            raise AttributeError(name)
         return getattr(self.transport, name)
 
     @property
