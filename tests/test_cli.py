@@ -432,7 +432,7 @@ def test_the_default_host_says_only_this_machine_can_connect(tmp_path: Path) -> 
         (
             [("eth0", "10.0.0.5"), ("wlan0", "192.168.1.23")],
             [
-                "on 2 networks. Give students the address on the network they are on:",
+                "This machine has 2 addresses. Give students the one on the network they are on:",
                 "  eth0   Connect with: telnet 10.0.0.5 8000   or: nc 10.0.0.5 8000",
                 "  wlan0  Connect with: telnet 192.168.1.23 8000   or: nc 192.168.1.23 8000   (default route)",
             ],

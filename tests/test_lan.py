@@ -158,7 +158,7 @@ def test_a_class_on_a_lan_chats_through_the_teachers_server(classroom: Classroom
         wifi_line = teacher.stdout.wait_for(
             r"^  wifi0 +Connect with: telnet 172\.30\.0\.2 8000 .*\(default route\)$"
         )
-        assert "Give students the address on the network they are on" in "\n".join(teacher.stdout.seen)
+        assert "Give students the one on the network they are on" in "\n".join(teacher.stdout.seen)
         address, port = lan_line.group(1), lan_line.group(2)
         assert (address, port) == (TEACHER_ADDRESS, str(PORT)), lan_line.string
         assert wifi_line

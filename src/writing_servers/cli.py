@@ -459,7 +459,7 @@ def how_to_connect(host: str, port: int) -> list[str]:
     width = max(len(interface) for interface, _ in addresses)
     default = default_route_address()
     lines = [
-        f"This machine is on {len(addresses)} networks. Give students the address on the network they are on:"
+        f"This machine has {len(addresses)} addresses. Give students the one on the network they are on:"
     ]
     for interface, address in addresses:
         note = "   (default route)" if address == default else ""
