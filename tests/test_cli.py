@@ -627,15 +627,16 @@ def test_defaults_are_loopback_and_port_8000() -> None:
     [("echo", b""), ("counting-echo", b"Welcome! There are currently 1 open connections.\r\n")],
 )
 def test_a_half_close_still_gets_the_echo(name: str, greeting: bytes, tmp_path: Path) -> None:
-    """A socket that sends a line and shuts down its write side gets the echo, then the end of the connection."""
+    """A socket that sends 300 kB and shuts down its write side gets all of it back, then the end of the connection."""
+    sent = b"hi\n" * 100_000  # more than the server can echo before it reads the end of the input
     with server(name, cwd=tmp_path) as running:
         with socket.create_connection(running.address, timeout=TIMEOUT) as client:
-            client.sendall(b"hi\n")
+            client.sendall(sent)
             client.shutdown(socket.SHUT_WR)
             received = b""
             while chunk := client.recv(4096):  # until the server closes (timeout: TIMEOUT)
                 received += chunk
-        assert received == greeting + b"hi\n"
+        assert received == greeting + sent
         running.stop()
 
 
