@@ -12,7 +12,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb))
 CHROMIUM  := $(or $(E2E_CHROMIUM),$(shell command -v chromium 2>/dev/null))
 
 .DEFAULT_GOAL := help
-.PHONY: help install lab test lint typecheck unit nbval nbval-fd-limits e2e e2e-if-chromium soak bench stats notebooks sync lock matrix clean
+.PHONY: help install lab test lint typecheck unit nbval nbval-fd-limits e2e e2e-if-chromium soak bench classroom stats notebooks sync lock matrix clean
 
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -76,6 +76,10 @@ soak: $(STAMP) ## Chat soak: 1,000 clients join, chat and leave for a while; pri
 
 bench: $(STAMP) ## Benchmarks against the floor and the alternatives; prints a table
 	$(BIN)/python benchmarks/run.py
+
+# Not part of `make test`: it installs JupyterHub and configurable-http-proxy into .classroom/ (pip, npm).
+classroom: $(STAMP) ## A real JupyterHub, 1-20 students running notebooks 08 and 02; writes RESULTS.md's Classroom
+	$(BIN)/python benchmarks/classroom.py
 
 stats: $(STAMP) ## Per notebook: words, minutes and cell sizes against the class-period budgets
 	$(BIN)/python tools/stats.py --check
