@@ -181,7 +181,9 @@ def soak(clients: int, seconds: float, seed: int = 6) -> Figures:
     assert lab.call(lambda: dict(factory.users)) == {}
     assert lab.errors().take_new() == []
     gc.collect()
-    assert process.num_fds() == fds_before
+    # No more than before: the soak leaks none. (Fewer is fine: an earlier test's kernel client may close its
+    # sockets on its own thread meanwhile.)
+    assert process.num_fds() <= fds_before
     server.stop()
     assert figures.deliveries == figures.deliveries_owed
     return figures
