@@ -45,6 +45,10 @@ from typing import Any
 import nbformat
 import psutil
 import websocket
+from jupyter_server.services.kernels.connection.base import (
+    deserialize_msg_from_ws_v1,
+    serialize_msg_to_ws_v1,
+)
 from nbval.plugin import coalesce_streams, find_comment_markers, find_metadata_tags
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -252,6 +256,7 @@ class NotebookRun:
     mismatches: list[str] = field(default_factory=list)
     seconds: float = 0.0
     kernel_id: str = ""
+    binary: bool = False  # the server agreed to JupyterLab's v1 binary framing
 
 
 @dataclass
@@ -316,11 +321,18 @@ def options(cell: Any) -> dict[str, bool]:
 class KernelSocket:
     """One kernel's channels over the single-user server's websocket, the way JupyterLab talks to it."""
 
+    #: JupyterLab's binary framing: the server passes kernel messages through without re-encoding them.
+    SUBPROTOCOL = "v1.kernel.websocket.jupyter.org"
+
     def __init__(self, url: str, token: str) -> None:
         self.session = uuid.uuid4().hex
         self.socket = websocket.create_connection(
-            url, header=[f"Authorization: token {token}"], timeout=HTTP_TIMEOUT
+            url,
+            header=[f"Authorization: token {token}"],
+            subprotocols=[self.SUBPROTOCOL],
+            timeout=HTTP_TIMEOUT,
         )
+        self.binary = self.socket.getsubprotocol() == self.SUBPROTOCOL
 
     def close(self) -> None:
         self.socket.close()
@@ -335,14 +347,13 @@ class KernelSocket:
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "version": "5.3",
         }
-        message = {
-            "header": header,
-            "parent_header": {},
-            "metadata": {},
-            "content": content,
-            "channel": "shell",
-        }
-        self.socket.send(json.dumps(message))
+        message = {"header": header, "parent_header": {}, "metadata": {}, "content": content}
+        if self.binary:
+            self.socket.send_binary(
+                serialize_msg_to_ws_v1(message, "shell", lambda part: json.dumps(part).encode())
+            )
+        else:
+            self.socket.send(json.dumps({**message, "channel": "shell"}))
         return msg_id
 
     def replies(self, msg_id: str, deadline: float) -> Iterator[dict[str, Any]]:
@@ -354,15 +365,19 @@ class KernelSocket:
             self.socket.settimeout(left)
             raw = self.socket.recv()
             if isinstance(raw, bytes):
-                continue  # binary buffers: no cell of ours sends any
-            message = json.loads(raw)
+                channel, parts = deserialize_msg_from_ws_v1(raw)
+                keys = ("header", "parent_header", "metadata", "content")
+                message = {key: json.loads(part) for key, part in zip(keys, parts[:4], strict=True)}
+                message["channel"] = channel
+            else:
+                message = json.loads(raw)
             if message.get("parent_header", {}).get("msg_id") == msg_id:
                 yield message
 
     def wait_ready(self, timeout: float) -> None:
         msg_id = self.send("kernel_info_request", {})
         for message in self.replies(msg_id, time.monotonic() + timeout):
-            if message["msg_type"] == "kernel_info_reply":
+            if message["header"]["msg_type"] == "kernel_info_reply":
                 return
 
     def execute(self, code: str, timeout: float) -> list[dict[str, Any]]:
@@ -380,7 +395,7 @@ class KernelSocket:
         outputs: list[dict[str, Any]] = []
         idle = replied = False
         for message in self.replies(msg_id, time.monotonic() + timeout):
-            kind, content = message["msg_type"], message["content"]
+            kind, content = message["header"]["msg_type"], message["content"]
             if kind == "status" and content["execution_state"] == "idle":
                 idle = True
             elif kind == "execute_reply":
@@ -438,6 +453,7 @@ def run_notebook(hub: Hub, student: str, path: Path) -> NotebookRun:
         f"ws://127.0.0.1:{hub.port}{base}/kernels/{run.kernel_id}/channels?session_id={uuid.uuid4().hex}",
         hub.token,
     )
+    run.binary = kernel.binary
     try:
         kernel.wait_ready(SPAWN_TIMEOUT)
         run.kernel_start = time.monotonic() - started
@@ -607,6 +623,68 @@ def import_costs() -> dict[str, float]:
     }
 
 
+#: What a student's server loads, and with part of it switched off (the same flags a hub could pass).
+SERVER_VARIANTS = {
+    "JupyterLab, as the hub starts it": [],
+    "without jupyter_lsp (its language-server scan)": [
+        '--ServerApp.jpserver_extensions={"jupyter_lsp": False}'
+    ],
+    "jupyter_server alone (no JupyterLab, no lsp, no terminals)": [
+        '--ServerApp.jpserver_extensions={"jupyter_lsp": False, "jupyterlab": False,'
+        ' "jupyter_server_terminals": False, "notebook_shim": False}'
+    ],
+}
+
+
+def server_start_cpu(extra: list[str], home: Path) -> tuple[float, float, float]:
+    """Wall and CPU seconds for a Jupyter server of the classroom venv to answer its API, started alone,
+    and its CPU seconds 3 s later (extensions go on starting after the server answers)."""
+    port = free_port()
+    command = [
+        str(VENV / "bin" / "jupyter-lab"),
+        "--no-browser",
+        f"--port={port}",
+        "--ServerApp.ip=127.0.0.1",
+    ]
+    command += ["--IdentityProvider.token=", "--KernelManager.transport=ipc", *extra]
+    command += ["--allow-root"] if os.geteuid() == 0 else []
+    environment = {**os.environ, "HOME": str(home), "JUPYTER_RUNTIME_DIR": str(home / "runtime")}
+    started = time.monotonic()
+    server = subprocess.Popen(
+        command, cwd=home, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        process = psutil.Process(server.pid)
+        while time.monotonic() - started < 120:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api", timeout=5):
+                    answered, cpu = time.monotonic() - started, cpu_seconds(process)
+                time.sleep(3)
+                return answered, cpu, cpu_seconds(process)
+            except (OSError, urllib.error.URLError):
+                time.sleep(0.05)
+        raise BenchError("a Jupyter server did not answer in 120 s")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def server_start_costs(repeats: int = 3) -> dict[str, tuple[float, float, float]]:
+    """Median (wall, CPU, CPU 3 s later) seconds to a server answering, for each of SERVER_VARIANTS."""
+    home = HOMES / "server-start"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    costs = {}
+    for name, extra in SERVER_VARIANTS.items():
+        samples = [server_start_cpu(extra, home) for _ in range(repeats)]
+        costs[name] = (
+            median([wall for wall, _, _ in samples]),
+            median([cpu for _, cpu, _ in samples]),
+            median([later for _, _, later in samples]),
+        )
+    return costs
+
+
 # -- the report ---------------------------------------------------------------------------------
 
 
@@ -708,8 +786,15 @@ def slowest_cells(student: Student, count: int) -> list[list[str]]:
     ]
 
 
-def report(classes: list[dict[str, Any]], costs: dict[str, float], facts: dict[str, str]) -> str:
+def report(
+    classes: list[dict[str, Any]],
+    costs: dict[str, float],
+    servers: dict[str, tuple[float, float, float]],
+    facts: dict[str, str],
+) -> str:
     rows, within = summary_rows(classes)
+    every_run = [run for result in classes for student in result["students"] for run in student.runs]
+    binary, runs = sum(run.binary for run in every_run), len(every_run)
     header = [
         "students",
         "completed",
@@ -743,6 +828,7 @@ def report(classes: list[dict[str, Any]], costs: dict[str, float], facts: dict[s
         "",
         markdown_table(header, rows),
         "",
+        f"Kernel websockets on JupyterLab's binary v1 framing: {binary} of {runs}. "
         f"The hub and its proxy: {classes[-1]['hub MiB']:.0f} MiB PSS with {classes[-1]['size']} students"
         f" ({classes[0]['hub MiB']:.0f} with one). *max / alone*: the slowest student over the median solo"
         f" run ({alone_seconds(classes):.1f} s).",
@@ -765,6 +851,17 @@ def report(classes: list[dict[str, Any]], costs: dict[str, float], facts: dict[s
         "first two before it answers; a notebook's first cell the third; notebook 02's chart the fourth):",
         "",
         markdown_table(["import", "s"], [[name, f"{seconds:.2f}"] for name, seconds in costs.items()]),
+        "",
+        "A student's server started on its own (no hub), median of 3: its CPU until it answers, and what",
+        "switching parts of it off saves:",
+        "",
+        markdown_table(
+            ["server", "wall s to answer", "CPU s to answer", "CPU s 3 s later"],
+            [
+                [name, f"{wall:.1f}", f"{cpu:.1f}", f"{later:.1f}"]
+                for name, (wall, cpu, later) in servers.items()
+            ],
+        ),
         "",
         "The slowest cells of the one student alone (wall, the kernel's CPU, and the rest, which is waiting):",
         "",
@@ -831,6 +928,8 @@ def main() -> None:
     parser.add_argument("--alone-runs", type=int, default=3, help="solo runs whose median is 'alone'")
     parser.add_argument("--no-write", action="store_true", help="print the report, leave RESULTS.md alone")
     arguments = parser.parse_args()
+    # Stopped with SIGTERM, still stop the hub and every student's server (Hub.stop, in a finally).
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     install()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
     facts = {**machine_facts(), **installed_versions(), "code": commit.stdout.strip() or "unknown"}
@@ -850,7 +949,8 @@ def main() -> None:
     driver = psutil.Process().cpu_times()
     classes[0]["driver cpu"] = f"{driver.user + driver.system:.0f}"
     costs = import_costs()
-    section = report(classes, costs, facts)
+    servers = server_start_costs()
+    section = report(classes, costs, servers, facts)
     print(section)
     if not arguments.no_write:
         write_results(section)
