@@ -268,6 +268,7 @@ class Student:
     error: str = ""
     memory: dict[str, float] = field(default_factory=dict)  # server / kernels: MiB PSS
     cpu: dict[str, float] = field(default_factory=dict)  # server / kernels: CPU seconds used in all
+    unnoticed: float = 0.0  # the server was running, the hub had not yet polled it
 
     @property
     def passed(self) -> bool:
@@ -549,8 +550,8 @@ def measure_memory(hub: Hub, student: Student) -> None:
 def run_class(size: int, run_dir: Path) -> dict[str, Any]:
     """*size* students at once on a fresh hub; their results, the hub's own memory and the load."""
     hub = Hub(run_dir)
-    hub.start()
     try:
+        hub.start()
         names = [f"student{n:02d}" for n in range(1, size + 1)]
         hub.api("POST", "/hub/api/users", {"usernames": names})
         start = threading.Event()
@@ -561,8 +562,10 @@ def run_class(size: int, run_dir: Path) -> dict[str, Any]:
             class_started = time.monotonic()
             students = [future.result(timeout=SPAWN_TIMEOUT + 2 * CELL_TIMEOUT * 80) for future in futures]
             wall = time.monotonic() - class_started
+        unnoticed = unnoticed_seconds(run_dir / "hub.log")
         for student in students:
             measure_memory(hub, student)
+            student.unnoticed = unnoticed.get(student.name, float("nan"))
         assert hub.process is not None
         hub_processes = [psutil.Process(hub.process.pid)] + [
             p
@@ -746,6 +749,26 @@ def first_line(source: str) -> str:
     return (text[:60] + "…") if len(text) > 60 else text
 
 
+LOG_TIME = r"\[\w (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)"
+
+
+def unnoticed_seconds(hub_log: Path) -> dict[str, float]:
+    """Per student: from their server saying it runs to the hub saying it started (the hub polls it)."""
+    text = hub_log.read_text(errors="replace") if hub_log.exists() else ""
+    fmt = "%Y-%m-%d %H:%M:%S.%f"
+    running = {
+        name: datetime.datetime.strptime(stamp, fmt)
+        for stamp, name in re.findall(
+            LOG_TIME + r" ServerApp\] Serving notebooks from local directory: \S+/(\w+)", text
+        )
+    }
+    noticed = {
+        name: datetime.datetime.strptime(stamp, fmt)
+        for stamp, name in re.findall(LOG_TIME + r" JupyterHub base:\d+\] User (\w+) took", text)
+    }
+    return {name: (noticed[name] - running[name]).total_seconds() for name in running if name in noticed}
+
+
 def phases(students: list[Student]) -> dict[str, float]:
     """Median seconds per student in each phase of its run."""
     done = [s for s in students if s.passed]
@@ -757,6 +780,9 @@ def phases(students: list[Student]) -> dict[str, float]:
 
     return {
         "server start (REST API to ready)": each(lambda s: s.spawn),
+        "  of which its server said it was running, the hub not yet polled it (backoff)": each(
+            lambda s: s.unnoticed
+        ),
         "kernel start (session to kernel_info_reply), both notebooks": each(
             lambda s: sum(r.kernel_start for r in s.runs)
         ),
