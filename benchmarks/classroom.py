@@ -958,7 +958,11 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     install()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
-    facts = {**machine_facts(), **installed_versions(), "code": commit.stdout.strip() or "unknown"}
+    changed = subprocess.run(
+        ["git", "status", "--porcelain"], capture_output=True, text=True, cwd=REPO
+    ).stdout
+    code = (commit.stdout.strip() or "unknown") + (" with uncommitted changes" if changed.strip() else "")
+    facts = {**machine_facts(), **installed_versions(), "code": code}
     classes = []
     for size in arguments.sizes:
         print(f"{size} student(s)...", flush=True)
