@@ -8,6 +8,7 @@ import mmap
 import subprocess
 import sys
 import threading
+import time
 
 import psutil
 import pytest
@@ -223,3 +224,14 @@ def test_crowd_process_gives_up_on_a_silent_child(monkeypatch: pytest.MonkeyPatc
         CrowdProcess(("127.0.0.1", 1), timeout=0.5)
     assert psutil.Process().children() == []
     assert threading.active_count() == threads_before  # the answers' reader ended with the child
+
+
+def test_counting_process_runs_the_block_while_it_counts() -> None:
+    """The block runs while the other process counts (it said so), and the process is gone after it."""
+    me = psutil.Process()
+    started = time.monotonic()
+    with scaling.counting_process(1.0):
+        [child] = me.children()
+        assert child.is_running() and child.status() != psutil.STATUS_ZOMBIE  # still counting
+    assert time.monotonic() - started >= 1.0  # the block's end waited for the count to finish
+    assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE

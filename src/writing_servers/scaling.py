@@ -46,7 +46,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import IO, Any
@@ -62,6 +62,7 @@ __all__ = [
     "Sample",
     "ThreadPerClientChat",
     "count_for",
+    "counting_process",
     "main",
     "measure",
     "open_descriptors",
@@ -505,6 +506,32 @@ def count_for(seconds: float) -> int:
     while time.perf_counter() < deadline:
         count += 1
     return count
+
+
+@contextlib.contextmanager
+def counting_process(seconds: float, timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
+    """Another Python process runs :func:`count_for` (*seconds*) while the block runs.
+
+    The block starts once the process has started counting, not while it is
+    still importing.  It imports the package's ``count_for``: an edit to a
+    notebook's copy does not reach it.
+    """
+    command = (
+        "from writing_servers.scaling import count_for; "
+        f"print('counting', flush=True); count_for({seconds!r})"
+    )
+    with subprocess.Popen([sys.executable, "-c", command], stdout=subprocess.PIPE, text=True) as counter:
+        assert counter.stdout is not None
+        started = threading.Thread(target=counter.stdout.readline, daemon=True)  # a pipe has no timeout
+        started.start()
+        started.join(timeout)
+        try:
+            if started.is_alive():
+                raise TimeoutError(f"the counting process did not start within {timeout:g} s")
+            yield
+            counter.wait(timeout)
+        finally:
+            counter.kill()  # no-op once it has ended
 
 
 class _ChatHandler(socketserver.StreamRequestHandler):
