@@ -42,3 +42,10 @@ def feed(protocol: Protocol, data: bytes, chunking: int | str) -> None:
     """Deliver *data* to *protocol* in the pieces *chunking* names."""
     for piece in chunks(data, chunking):
         protocol.dataReceived(piece)
+
+
+def first_wrong(report: Any) -> str:
+    """What a student reads first in a failed check: its first ✗ line, without the mark."""
+    assert not report.passed, repr(report)
+    problem: str = report.first_problem
+    return problem

@@ -10,19 +10,13 @@ import inspect
 from collections.abc import Callable
 from typing import ClassVar
 
+from support import first_wrong
 from twisted.python.failure import Failure
 
 from writing_servers.chat import HowtoChat
-from writing_servers.exercises import Report
 from writing_servers.exercises.chat import check_announcing_chat, check_private_chat, check_who_chat
 from writing_servers.helper_protocols import visible
 from writing_servers.solutions import chat as solutions
-
-
-def first_wrong(report: Report) -> str:
-    """The text of the report's first ✗ line."""
-    assert not report.passed, repr(report)
-    return next(line.text.removeprefix("✗ ") for line in report.lines() if line.kind == "bad")
 
 
 def line_in_file(method: Callable[..., object], text: str) -> int:

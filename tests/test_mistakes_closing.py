@@ -9,7 +9,8 @@ from __future__ import annotations
 from io import BytesIO
 
 import pytest
-from test_mistakes_protocols import first_wrong, line_of
+from support import first_wrong
+from test_mistakes_protocols import line_of
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.protocols.basic import FileSender

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 import pytest
+from support import first_wrong
 from twisted.protocols.basic import LineReceiver, NetstringReceiver
 
 from writing_servers import lab
-from writing_servers.exercises import Report
 from writing_servers.exercises.helper_protocols import (
     check_line_reverser,
     check_more_answers,
@@ -27,11 +27,6 @@ def _nothing_left_listening() -> Iterator[None]:
     lab.start()
     yield
     assert lab.servers() == [], "the check left a server running"
-
-
-def first_wrong(report: Report) -> str:
-    """The first ✗ line's text, without its mark."""
-    return next(line.text for line in report.lines() if line.kind == "bad").removeprefix("✗ ")
 
 
 # -- Exercise 1: MoreAnswers --------------------------------------------------------

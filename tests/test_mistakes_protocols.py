@@ -10,11 +10,11 @@ import inspect
 from collections.abc import Callable
 
 import pytest
+from support import first_wrong
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 
-from writing_servers.exercises import Report
 from writing_servers.exercises.protocols import (
     check_goodbye_qotd,
     check_shouting_echo,
@@ -24,12 +24,6 @@ from writing_servers.protocols import CountingEcho, CountingEchoFactory
 from writing_servers.solutions import protocols as solutions
 
 QUOTE = b"An apple a day keeps the doctor away\r\n"
-
-
-def first_wrong(report: Report) -> str:
-    """The text of the report's first ✗ line, without the mark."""
-    assert not report.passed, repr(report)
-    return next(line.text for line in report.lines() if line.kind == "bad").removeprefix("✗ ")
 
 
 def line_of(method: Callable[..., object], code: str) -> int:

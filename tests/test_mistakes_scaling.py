@@ -9,20 +9,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
+from support import first_wrong
 from twisted.internet.interfaces import IAddress
 from twisted.python.failure import Failure
 
 from writing_servers.chat import Chat, ChatConnection, ChatFactory
-from writing_servers.exercises import Report
 from writing_servers.exercises.scaling import check_chat_full, check_per_recipient
 from writing_servers.solutions import scaling as solved
 from writing_servers.solutions.scaling import FullChat
-
-
-def first_wrong(report: Report) -> str:
-    """The first ✗ line a student sees, without its mark."""
-    assert not report.passed, repr(report)
-    return next(line.text for line in report.lines() if line.kind == "bad").removeprefix("✗ ")
 
 
 def line_of(method: Callable[..., object], code: str) -> int:

@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from support import first_wrong
 from twisted.internet.defer import Deferred, DeferredList, gatherResults
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.interfaces import IAddress, IListeningPort
 from twisted.internet.protocol import Factory
 
 from writing_servers import lab
-from writing_servers.exercises import Report
 from writing_servers.exercises.serving import (
     check_limited_factory,
     check_listen_twice,
@@ -33,11 +33,6 @@ def _nothing_left_listening() -> Iterator[None]:
     lab.start()
     yield
     assert lab.servers() == [], "the check left a server running"
-
-
-def first_wrong(report: Report) -> str:
-    """The first ✗ line's text, without its mark."""
-    return next(line.text for line in report.lines() if line.kind == "bad").removeprefix("✗ ")
 
 
 def _free_port() -> int:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from support import first_wrong
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory, Protocol
 
-from writing_servers.exercises import Report
 from writing_servers.exercises.simpler_protocol_creation import (
     check_blocklist,
     check_greeting_factory,
@@ -20,12 +20,6 @@ from writing_servers.exercises.simpler_protocol_creation import (
 from writing_servers.helper_protocols import TextLineReceiver
 from writing_servers.simpler_protocol_creation import DEFAULT_QUOTE, ConfigurableQOTD, ConfigurableQOTDFactory
 from writing_servers.solutions import simpler_protocol_creation as solved
-
-
-def first_wrong(report: Report) -> str:
-    """The text of the report's first ✗ line, without the mark."""
-    return next(line.text for line in report.lines() if line.kind == "bad").removeprefix("✗ ")
-
 
 # -- Exercise 1: rotate the quotes ---------------------------------------------------------------
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
+from support import first_wrong
 from twisted.internet.interfaces import IAddress
 
-from writing_servers.exercises import Report
 from writing_servers.exercises.startup_shutdown import (
     check_announcing_logfile,
     check_client_numbering,
@@ -20,12 +20,6 @@ from writing_servers.exercises.startup_shutdown import (
 )
 from writing_servers.solutions import startup_shutdown as solved
 from writing_servers.startup_shutdown import LogfileFactory, SimpleLogfileFactory, SimpleLoggingProtocol
-
-
-def first_wrong(report: Report) -> str:
-    """The first ✗ line a student sees, without its mark."""
-    assert not report.passed, repr(report)
-    return next(line.text for line in report.lines() if line.kind == "bad").removeprefix("✗ ")
 
 
 def line_of(method: Callable[..., object], code: str) -> int:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from support import first_wrong
 from twisted.internet.protocol import Factory
 from twisted.internet.testing import StringTransport
 
-from writing_servers.exercises import Report
 from writing_servers.exercises.state_machines import (
     check_password_chat,
     check_second_name_test,
@@ -21,12 +21,6 @@ from writing_servers.exercises.state_machines import (
 )
 from writing_servers.solutions import state_machines as solved
 from writing_servers.state_machines import LineChat
-
-
-def first_wrong(report: Report) -> str:
-    """The text of the report's first ✗ line, without the mark."""
-    return next(line.text for line in report.lines() if line.kind == "bad").removeprefix("✗ ")
-
 
 # -- Exercise 1: WhoChat -------------------------------------------------------------------------
 
