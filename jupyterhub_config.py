@@ -5,7 +5,9 @@ loopback interface.  This configuration keeps them apart where it matters:
 
 * Kernels talk to their JupyterLab over UNIX sockets in the student's own runtime folder
   (``--KernelManager.transport=ipc``), not over TCP ports on 127.0.0.1 that Jupyter picks by binding
-  and releasing them, which a classmate's server could take in between.
+  and releasing them, which a classmate's server could take in between.  A student whose home folder's
+  path is too long to fit in a socket's (over 28 characters on Linux) gets TCP kernels, and the hub's log
+  says so.
 * Each student's ``lab.listen`` binds a loopback address of that student's own,
   127.100.0.0 plus the hub's user id (``WRITING_SERVERS_LOOPBACK``), so a classmate's
   ``nc 127.0.0.1 8000`` does not land in it.  This prevents accidents, not prying: anyone on the
@@ -25,6 +27,9 @@ user, in their home folder.  To try the hub as one person, with no system accoun
 """
 
 import ipaddress
+import os
+import pwd
+import sys
 from typing import Any
 
 c = get_config()  # noqa: F821 (JupyterHub's config loader defines it)
@@ -46,8 +51,37 @@ def student_loopback(spawner: Any) -> str:
 
 
 c.Spawner.environment = {"WRITING_SERVERS_LOOPBACK": student_loopback}
+
+KERNELS_OVER_IPC = "--KernelManager.transport=ipc"
+#: A UNIX socket's path holds 108 bytes on Linux (104 on macOS), its final NUL included.
+SOCKET_PATH_MAX = 107 if sys.platform == "linux" else 103
+
+
+def kernel_socket_path(home: str) -> str:
+    """The longest path of a kernel's sockets in Jupyter's default runtime folder under *home*."""
+    return os.path.join(home, ".local", "share", "jupyter", "runtime", f"kernel-{'0' * 36}-ipc-5")
+
+
+def tcp_kernels_where_sockets_would_not_fit(spawner: Any) -> None:
+    """Drop ipc kernels for a user whose home is too deep: ZeroMQ could not bind their sockets."""
+    home = getattr(spawner, "home_dir", None)  # the simple spawner's; system users have one in pwd
+    if home is None:
+        try:
+            home = pwd.getpwnam(spawner.user.name).pw_dir
+        except KeyError:
+            return
+    if len(os.fsencode(kernel_socket_path(home))) > SOCKET_PATH_MAX:
+        spawner.args = [arg for arg in spawner.args if arg != KERNELS_OVER_IPC]
+        spawner.log.warning(
+            "%s: kernels over TCP on 127.0.0.1, not UNIX sockets: %s is too deep for a socket path",
+            spawner.user.name,
+            home,
+        )
+
+
+c.Spawner.pre_spawn_hook = tcp_kernels_where_sockets_would_not_fit
 c.Spawner.args = [
-    "--KernelManager.transport=ipc",
+    KERNELS_OVER_IPC,
     # A kernel nobody is connected to (its tab closed, its browser gone) is shut down after an hour idle.
     "--MappingKernelManager.cull_idle_timeout=3600",
     "--MappingKernelManager.cull_interval=300",

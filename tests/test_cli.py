@@ -658,9 +658,10 @@ def test_a_pipe_into_nc_gets_the_echo(flag: str, tmp_path: Path) -> None:
 TIME = r"^\d\d:\d\d:\d\d "
 
 
-def test_the_teacher_sees_connections_joins_clashes_and_leaves(tmp_path: Path) -> None:
-    """`serve chat` prints one timed line per connection, join, name clash, leave and disconnection."""
-    with server("chat", cwd=tmp_path) as chat:
+@pytest.mark.parametrize("name", ["chat", "line-chat"])
+def test_the_teacher_sees_connections_joins_clashes_and_leaves(name: str, tmp_path: Path) -> None:
+    """`serve chat` (and notebook 5's line-chat) prints a timed line per connection, join, clash, leave, disconnection."""
+    with server(name, cwd=tmp_path) as chat:
         with connect(chat.address) as ann, connect(chat.address) as other:
             assert ann.read_line() == "What's your name?"
             ann.send(b"ann\n")

@@ -4,6 +4,7 @@ over UNIX sockets, and the hub configuration the course ships."""
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import socket
 import sys
@@ -208,6 +209,32 @@ def test_hub_config_gives_every_user_an_address_the_lab_accepts(environment: pyt
         assert lab.loopback_host() == (address if ALL_OF_127_IS_LOOPBACK else "127.0.0.1")
 
 
+def test_hub_config_gives_tcp_kernels_to_a_user_whose_home_is_too_deep(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """ipc stays for /home/ann; a home too long for a kernel's socket path gets TCP, and the hub's log says why."""
+    config = load_hub_config()
+    hook = config.Spawner.pre_spawn_hook
+    log = logging.getLogger("hub")
+
+    def spawner(home: str) -> Any:
+        return SimpleNamespace(
+            user=SimpleNamespace(name="ann"), home_dir=home, args=list(config.Spawner.args), log=log
+        )
+
+    longest_home = 28 if sys.platform == "linux" else 24  # what fits in 108 (Linux) or 104 bytes
+    usual = spawner("/home/" + "a" * (longest_home - len("/home/")))
+    hook(usual)
+    assert usual.args == config.Spawner.args
+    deep = spawner("/home/students/class-of-2027/ann.the.longest.name")
+    with caplog.at_level(logging.WARNING, logger="hub"):
+        hook(deep)
+    assert "--KernelManager.transport=ipc" not in deep.args
+    assert "--MappingKernelManager.cull_idle_timeout=3600" in deep.args  # only ipc is dropped
+    assert "ann: kernels over TCP on 127.0.0.1, not UNIX sockets" in caplog.text
+    assert "/home/students/class-of-2027/ann.the.longest.name is too deep" in caplog.text
+
+
 def test_hub_config_loads_in_jupyterhub(environment: pytest.MonkeyPatch) -> None:
     """JupyterHub itself loads the file, and its spawner puts the user's address into the server's environment."""
     app_module = pytest.importorskip(
@@ -224,4 +251,5 @@ def test_hub_config_loads_in_jupyterhub(environment: pytest.MonkeyPatch) -> None
     spawner = LocalProcessSpawner(config=hub.config, user=fake_spawner(7).user, hub=SimpleNamespace())
     assert spawner.environment[lab.LOOPBACK_VARIABLE](spawner) == "127.100.0.7"
     assert "--KernelManager.transport=ipc" in spawner.args
+    assert spawner.pre_spawn_hook is not None
     assert spawner.mem_limit == 1024**3

@@ -20,16 +20,19 @@ from collections.abc import Iterator
 import pytest
 from support import ADDR, CHUNKINGS, chunks
 from twisted.conch.telnet import BRK, DO, DONT, ECHO, IAC, IP, NAWS, SGA, WILL, WONT
+from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IConsumer, IHalfCloseableProtocol, ITCPTransport
 from twisted.internet.protocol import Factory
 from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
 from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
 from zope.interface import alsoProvides
 
-from writing_servers import helper_protocols, protocols
+from writing_servers import helper_protocols, protocols, state_machines
 from writing_servers.terminals import (
     TIMING_MARK,
     ClassroomChatFactory,
+    ClassroomChatRoom,
     TeacherLog,
     TerminalConnection,
     TerminalFactory,
@@ -247,6 +250,50 @@ def test_the_log_has_a_line_per_connection_join_clash_and_leave(logged: list[dic
     ]
     assert problems == []
     assert printed(logged, quiet=True) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("front_end", "ann_joins", "bob_tries"),
+    [
+        (state_machines.LineChat, b"ann\n", b"ANN\nbob\n"),
+        (state_machines.JsonChat, b'{"join": "ann"}\n', b'{"join": "ANN"}\n{"join": "bob"}\n'),
+    ],
+    ids=["line-chat", "json-chat"],
+)
+def test_notebook_5s_chats_log_joins_clashes_and_leaves(
+    logged: list[dict[str, object]], front_end: type, ann_joins: bytes, bob_tries: bytes
+) -> None:
+    """`serve line-chat` and `serve json-chat` tell the teacher the same events as `serve chat`."""
+    factory = TerminalFactory(state_machines.ChatFactory(ClassroomChatRoom(), front_end))
+    ann, ann_wire = connect(factory)
+    bob, _ = connect(factory)
+    ann.dataReceived(ann_joins)
+    bob.dataReceived(bob_tries)
+    ann_wire.loseConnection()
+    bob.connectionLost(Failure(ConnectionLost()))  # bob's cable is pulled
+    peer = "192.168.1.1:54321"  # StringTransport's peer
+    out, problems = printed(logged)
+    assert out == [
+        f"{peer} connected",
+        f"{peer} connected",
+        f"{peer} joined as ann",
+        f"{peer} asked for 'ANN', already taken",
+        f"{peer} joined as bob",
+        f"ann left ({peer})",
+        f"{peer} disconnected (closed)",
+        f"bob left ({peer})",
+        f"{peer} disconnected (Connection to the other side was lost in a non-clean fashion)",
+    ]
+    assert problems == []
+
+
+def test_a_room_without_connections_logs_an_unknown_peer(logged: list[dict[str, object]]) -> None:
+    """The room is application logic: an Inbox (no transport) can join it, and the log says "?"."""
+    room = ClassroomChatRoom()
+    room.join("ann", state_machines.Inbox())
+    room.leave("ann")
+    room.leave("ann")  # leaving twice logs once
+    assert printed(logged)[0] == ["? joined as ann", "ann left (?)"]
 
 
 def test_a_cut_off_reader_and_an_error_are_printed_even_when_quiet() -> None:

@@ -141,13 +141,13 @@ SERVERS: dict[str, Server] = {
     "line-chat": Server(
         5,
         "the state-machine chat: pick a name, then talk to everyone",
-        lambda args: state_machines.ChatFactory(state_machines.ChatRoom(), state_machines.LineChat),
+        lambda args: state_machines.ChatFactory(terminals.ClassroomChatRoom(), state_machines.LineChat),
         "connect from two terminals, pick a name in each, then talk.",
     ),
     "json-chat": Server(
         5,
         "the same chat room for programs: one JSON object per line",
-        lambda args: state_machines.ChatFactory(state_machines.ChatRoom(), state_machines.JsonChat),
+        lambda args: state_machines.ChatFactory(terminals.ClassroomChatRoom(), state_machines.JsonChat),
         'type {"join": "ann"}, then {"say": "hello"} or {"who": ""}',
     ),
     "quote": Server(
@@ -471,15 +471,10 @@ def network_addresses(ipv6: bool = False) -> list[tuple[str, str]]:
     """(interface, address) for every address other machines may dial; IPv4 first, IPv6 too if *ipv6*.
 
     Loopback, interfaces that are down, and IPv6 link-local addresses (which
-    need a zone to dial) are left out.  Without psutil (installed with the
-    course's test and conda environments) only the default route's address
-    is known.
+    need a zone to dial) are left out.
     """
-    try:
-        import psutil  # type: ignore[import-untyped]
-    except ImportError:
-        address = default_route_address()
-        return [("default route", address)] if address else []
+    import psutil  # type: ignore[import-untyped]  # here, not at the top: only serve needs it
+
     stats = psutil.net_if_stats()
     found: list[tuple[int, str, str]] = []
     for interface, entries in psutil.net_if_addrs().items():

@@ -17,8 +17,8 @@ them and a real class does:
   half-closes (``nc -N``), and a reply not yet sent with it.  Here it gets
   ``loseConnection()`` instead, which sends every written byte first.
 * **A log for the teacher.**  One line per connection, join, leave, name
-  clash, cut-off and error (:class:`TeacherLog`, and :class:`ClassroomChat`
-  for the chat's own events).
+  clash, cut-off and error (:class:`TeacherLog`; :class:`ClassroomChat` and
+  :class:`ClassroomChatRoom` tell it the chats' own events).
 
 Nothing here imports a reactor or the notebooks' runtime.
 """
@@ -41,11 +41,13 @@ from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
 from writing_servers.chat import Chat, ChatFactory, name_problem
+from writing_servers.state_machines import ChatRoom, Member
 
 __all__ = [
     "TIMING_MARK",
     "ClassroomChat",
     "ClassroomChatFactory",
+    "ClassroomChatRoom",
     "TeacherLog",
     "TerminalConnection",
     "TerminalFactory",
@@ -230,6 +232,30 @@ class ClassroomChat(Chat):
 
     def peer_description(self) -> str:
         return f"{super().peer_description()} ({self.peer_address()})"
+
+
+class ClassroomChatRoom(ChatRoom):
+    """Notebook 5's room (``serve line-chat`` and ``json-chat``), telling the server log who joins, clashes and leaves."""
+
+    def join(self, name: str, member: Member) -> str | None:
+        refusal = super().join(name, member)
+        if refusal is None:
+            classroom_log.info("{peer} joined as {name}", peer=peer_of(member), name=name)
+        elif refusal == "Name taken, please choose another.":
+            classroom_log.info("{peer} asked for {name!r}, already taken", peer=peer_of(member), name=name)
+        return refusal
+
+    def leave(self, name: str) -> None:
+        member = self.members.get(name)
+        super().leave(name)
+        if member is not None:
+            classroom_log.info("{name} left ({peer})", name=name, peer=peer_of(member))
+
+
+def peer_of(member: object) -> str:
+    """The address of the connection behind a chat *member*, or "?" for one without a transport (an Inbox)."""
+    transport = getattr(member, "transport", None)
+    return describe_address(transport.getPeer()) if transport is not None else "?"
 
 
 class ClassroomChatFactory(ChatFactory):
