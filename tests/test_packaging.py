@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -191,3 +192,65 @@ def test_make_install_says_what_it_does_without_a_lock(tmp_path: Path) -> None:
     assert "NOTE: no lock for Python 3.99" in plan
     assert "Installing the newest releases instead" in plan
     assert "-c constraints/" not in plan
+
+
+# -- pre-commit ------------------------------------------------------------------------------------
+
+
+def _pre_commit_hooks() -> dict[str, dict]:
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    return {hook["id"]: hook for repo in config["repos"] for hook in repo["hooks"]}
+
+
+def _make_recipe(target: str) -> list[str]:
+    """The commands of a Makefile target, with ``$(BIN)/`` dropped: ``["ruff check .", ...]``."""
+    recipe = re.search(rf"^{target}:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert recipe, target
+    return [line.strip().replace("$(BIN)/", "") for line in recipe.group(1).splitlines()]
+
+
+def test_pre_commit_runs_what_make_lint_runs_at_the_locked_ruff() -> None:
+    """Every command of `make lint` is a hook, on the whole tree, with the ruff version the locks pin."""
+    hooks = _pre_commit_hooks()
+    entries = {hook["entry"] for hook in hooks.values()}
+    lint = _make_recipe("lint")
+    assert lint and set(lint) <= entries
+    for hook in hooks.values():
+        if hook["entry"].startswith("ruff "):
+            assert hook["pass_filenames"] is False  # `ruff check .`, as make lint: not only the staged files
+            [pin] = hook["additional_dependencies"]
+            for lock in _locks():
+                assert f"{pin}\n" in lock.read_text(), (pin, lock.name)
+
+
+def test_pre_commit_checks_yaml_toml_and_notebook_sync() -> None:
+    """check-yaml and check-toml run, and a hook runs the same sync check as tests/test_notebooks.py."""
+    hooks = _pre_commit_hooks()
+    assert hooks["check-yaml"]["types"] == ["yaml"]
+    assert hooks["check-toml"]["types"] == ["toml"]
+    sync = hooks["notebooks-match-modules"]
+    assert "tools/sync_notebooks.py --check" in sync["entry"]
+    assert re.match(sync["files"], "notebooks/01-Protocols.ipynb")
+    assert re.match(sync["files"], "src/writing_servers/protocols.py")
+    assert not re.match(sync["files"], "README.md")
+
+
+def test_the_sync_hook_fails_when_a_notebook_cell_drifts(tmp_path: Path) -> None:
+    """The hook's own command, run in a copy of the tree whose notebook 01 has an edited Echo, exits 1."""
+    copy = tmp_path / "course"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", ".nox", ".classroom", "build"))
+    notebook = copy / "notebooks" / "01-Protocols.ipynb"
+    text = notebook.read_text()
+    assert "self.transport.write(data)" in text
+    notebook.write_text(text.replace("self.transport.write(data)", "self.transport.write(data * 2)", 1))
+    command = _pre_commit_hooks()["notebooks-match-modules"]["entry"]
+    done = subprocess.run(
+        command, shell=True, cwd=copy, capture_output=True, text=True, timeout=120, env=_with_venv_python()
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "01-Protocols" in done.stdout + done.stderr
+
+
+def _with_venv_python() -> dict[str, str]:
+    """The environment with this interpreter's folder first on PATH (the copy has no .venv of its own)."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
