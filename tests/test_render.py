@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import pytest
@@ -104,6 +105,61 @@ def test_html_marks_line_kinds() -> None:
     assert "&gt; hello" not in page
     assert "&nbsp;" in page
     assert "! boom" not in page and "boom" in page
+
+
+#: Each line kind's colour: JupyterLab's theme variable, then the colour used outside JupyterLab.
+THEME_COLOURS = {
+    "typed": "var(--jp-content-link-color,#1a5fb4)",
+    "note": "var(--jp-content-font-color2,#6b6b6b)",
+    "event": "var(--jp-mirror-editor-keyword-color,#26734d)",
+    "good": "var(--jp-mirror-editor-keyword-color,#26734d)",
+    "error": "var(--jp-error-color1,#c01c28)",
+    "bad": "var(--jp-error-color1,#c01c28)",
+}
+THEME_VARIABLE = re.compile(r"var\(--jp-[a-z0-9-]+,#[0-9a-f]{3,6}\)")
+CSS_COLOUR = re.compile(
+    r"#[0-9a-fA-F]{3,8}\b|\b(?:rgba?|hsla?)\(|:\s*(?:black|white|gr[ae]y|red|green|blue)\b"
+)
+
+
+def colours_of(page: str) -> list[str]:
+    """The value of every ``color:`` declaration in *page*'s style attributes, in order."""
+    return re.findall(r"(?<![-\w])color:([^;\"]+)", page)
+
+
+@pytest.mark.parametrize("kind", sorted(THEME_COLOURS))
+def test_html_colour_of_each_kind_is_a_theme_variable(kind: str) -> None:
+    """Each coloured line kind's span takes its JupyterLab theme variable, with today's colour as fallback."""
+    page = Column("t", Line(kind, "text"))._repr_html_()  # type: ignore[arg-type]
+    assert colours_of(page) == [THEME_COLOURS[kind]]
+
+
+def test_received_lines_keep_the_theme_text_colour() -> None:
+    """What the server sent has no colour of its own: it inherits the theme's text colour."""
+    assert colours_of(Column("t", *received("reply"))._repr_html_()) == []
+
+
+def test_blank_typed_line_is_described_in_the_note_colour() -> None:
+    """The "(an empty line)" stand-in for a blank typed line uses the note colour, inside the typed one."""
+    page = Column("t", Line("typed", ""), Line("typed", "  "))._repr_html_()
+    assert colours_of(page) == [THEME_COLOURS["typed"], THEME_COLOURS["note"]] * 2
+    assert "(an empty line)" in page and "(a line of 2 blank characters)" in page
+
+
+def test_side_by_side_rule_is_a_theme_border_colour() -> None:
+    """The line between side-by-side columns is JupyterLab's border colour, #ccc outside JupyterLab."""
+    table = side_by_side(Column("a", *received("x")), Column("b", *received("y")))._repr_html_()
+    assert table.count("border-left:1px solid var(--jp-border-color1,#ccc)") == 2
+
+
+def test_no_colour_in_html_outside_a_theme_variable() -> None:
+    """Every colour in every kind of output, single or side by side, sits inside a JupyterLab theme variable."""
+    kinds = ["typed", "received", "note", "event", "error", "good", "bad"]
+    lines = [Line(kind, f"{kind} line") for kind in kinds] + [Line("typed", "")]  # type: ignore[arg-type]
+    pages = [Column("t", *lines)._repr_html_(), side_by_side(Column("a", *lines), Column("b"))._repr_html_()]
+    for page in pages:
+        assert THEME_VARIABLE.search(page)
+        assert not CSS_COLOUR.search(THEME_VARIABLE.sub("", page))
 
 
 def test_text_prefixes_by_kind() -> None:

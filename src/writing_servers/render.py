@@ -26,14 +26,21 @@ TOTAL_WIDTH = 100
 MIN_COLUMN = 24
 
 _TEXT_PREFIX = {"typed": "> ", "received": "", "note": "", "event": "", "error": "! ", "good": "", "bad": ""}
+# Colours are JupyterLab theme variables, so they keep their contrast in Light and Dark;
+# outside JupyterLab (nbconvert, GitHub) the fallback after the comma applies.
+TYPED_COLOUR = "var(--jp-content-link-color,#1a5fb4)"
+NOTE_COLOUR = "var(--jp-content-font-color2,#6b6b6b)"
+GOOD_COLOUR = "var(--jp-mirror-editor-keyword-color,#26734d)"
+BAD_COLOUR = "var(--jp-error-color1,#c01c28)"
+RULE_COLOUR = "var(--jp-border-color1,#ccc)"
 _HTML_STYLE = {
-    "typed": "font-weight:bold;color:#1a5fb4",
+    "typed": f"font-weight:bold;color:{TYPED_COLOUR}",
     "received": "",
-    "note": "font-style:italic;color:#6b6b6b",
-    "event": "color:#26734d",
-    "error": "font-weight:bold;color:#c01c28",
-    "good": "color:#26734d",
-    "bad": "font-weight:bold;color:#c01c28",
+    "note": f"font-style:italic;color:{NOTE_COLOUR}",
+    "event": f"color:{GOOD_COLOUR}",
+    "error": f"font-weight:bold;color:{BAD_COLOUR}",
+    "good": f"color:{GOOD_COLOUR}",
+    "bad": f"font-weight:bold;color:{BAD_COLOUR}",
 }
 
 
@@ -103,7 +110,7 @@ def _blank_typed(text: str) -> str:
         if not text
         else f"a line of {len(text)} blank character{'s' if len(text) > 1 else ''}"
     )
-    return f'<span style="color:#6b6b6b">({what})</span>'
+    return f'<span style="color:{NOTE_COLOUR}">({what})</span>'
 
 
 class Renderable:
@@ -157,7 +164,7 @@ class SideBySide:
         )
         cells = "".join(
             f'<td style="vertical-align:top;text-align:left;padding:2px 12px;'
-            f'border-left:1px solid #ccc">{html_block(item.lines())}</td>'
+            f'border-left:1px solid {RULE_COLOUR}">{html_block(item.lines())}</td>'
             for item in self.items
         )
         return (
