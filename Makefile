@@ -12,7 +12,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb))
 CHROMIUM  := $(or $(E2E_CHROMIUM),$(shell command -v chromium 2>/dev/null))
 
 .DEFAULT_GOAL := help
-.PHONY: help install lab test lint typecheck unit nbval nbval-fd-limits e2e e2e-if-chromium soak bench classroom stats notebooks sync lock matrix clean
+.PHONY: help install lab test lint typecheck unit nbval nbval-fd-limits e2e e2e-if-chromium soak bench classroom stats notebooks sync lock matrix site clean
 
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,12 +24,12 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 ifneq ($(LOCK),)
 	@echo "Installing the versions pinned for Python $(PY_MINOR) in $(LOCK)."
-	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[lab,test,dev]'
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[lab,test,dev,site]'
 else
 	@echo "NOTE: no lock for Python $(PY_MINOR) in constraints/ (there are: $(patsubst constraints/py%.txt,%,$(wildcard constraints/py*.txt)))."
 	@echo "      Installing the newest releases instead. The stored notebook outputs were made with pinned"
 	@echo "      versions, so \`make nbval\` may differ; \`make lock\` writes a lock for this Python."
-	$(BIN)/python -m pip install --quiet -e '.[lab,test,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[lab,test,dev,site]'
 endif
 	@# matplotlib builds its font cache on first import and says so on stderr: do it now, not in a notebook
 	$(BIN)/python -c "import matplotlib.pyplot"
@@ -40,7 +40,7 @@ install: $(STAMP) ## Create .venv (if missing) and install the course into it
 lab: $(STAMP) ## Install, then open the course in JupyterLab (on 127.0.0.1; prints the address)
 	$(BIN)/python tools/lab.py
 
-test: $(STAMP) lint typecheck stats unit nbval nbval-fd-limits e2e-if-chromium ## Install, then run lint, types, budgets, tests, every notebook (nbval, at low fd limits, browser)
+test: $(STAMP) lint typecheck stats unit nbval nbval-fd-limits site e2e-if-chromium ## Install, then run lint, types, budgets, tests, every notebook (nbval, at low fd limits), the website, browser
 
 lint: $(STAMP) ## ruff: lint and formatting
 	$(BIN)/ruff check .
@@ -70,6 +70,9 @@ e2e: $(STAMP) ## JupyterLab in headless chromium: run every notebook, fail on er
 e2e-if-chromium:
 	@if [ -n "$(CHROMIUM)" ]; then $(MAKE) --no-print-directory e2e; \
 	else echo "SKIPPED the browser test (make e2e): no chromium found. Install it (apt-get install chromium) to run it."; fi
+
+site: $(STAMP) ## The course as a static website (stored outputs, nothing re-run) in build/site/html; checks its links
+	$(BIN)/python site/build.py build/site
 
 soak: $(STAMP) ## Chat soak: 1,000 clients join, chat and leave for a while; prints its figures
 	$(BIN)/pytest tests/soak -s -p no:cacheprovider
