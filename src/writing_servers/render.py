@@ -27,7 +27,8 @@ MIN_COLUMN = 24
 
 _TEXT_PREFIX = {"typed": "> ", "received": "", "note": "", "event": "", "error": "! ", "good": "", "bad": ""}
 # Colours are JupyterLab theme variables, so they keep their contrast in Light and Dark;
-# outside JupyterLab (nbconvert, GitHub) the fallback after the comma applies.
+# a page without the variables uses the fallback after the comma.  JupyterLab drops var()
+# colours from an untrusted notebook's stored outputs: those show in the theme's text colour.
 TYPED_COLOUR = "var(--jp-content-link-color,#1a5fb4)"
 NOTE_COLOUR = "var(--jp-content-font-color2,#6b6b6b)"
 GOOD_COLOUR = "var(--jp-mirror-editor-keyword-color,#26734d)"
