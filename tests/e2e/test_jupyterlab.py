@@ -8,6 +8,8 @@ its outputs, runs Run → "Restart Kernel and Run All Cells…" and waits until
 every code cell has run and the kernel is idle.  A notebook fails on any
 stderr or error output, or on a cell still running after the time limit.
 A screenshot of each whole notebook is saved for a person to look at.
+In JupyterLab Dark and Light, notebook 1's transcript colours are measured
+against the background behind them (WCAG contrast, at least 4.5:1).
 
     .venv/bin/pytest tests/e2e -p no:cacheprovider
 
@@ -122,9 +124,12 @@ class Lab:
     def url(self, path: str) -> str:
         return f"{self.base}{path}?token={self.token}"
 
-    def api(self, method: str, path: str) -> Any:
+    def api(self, method: str, path: str, body: Any = None) -> Any:
         request = urllib.request.Request(
-            f"{self.base}{path}", method=method, headers={"Authorization": f"token {self.token}"}
+            f"{self.base}{path}",
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+            data=None if body is None else json.dumps(body).encode(),
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             body = response.read()
@@ -419,3 +424,159 @@ def test_protocols_runs_twice_in_one_kernel(lab: Lab, page: Any, record_property
     record_property("e2e_seconds", round(seconds, 1))
     shots = screenshot(page, f"{notebook.stem}-run-twice")
     print(f"{notebook.name} twice: {seconds:.1f} s, screenshot {', '.join(map(str, shots))}")
+
+
+#: Where each transcript colour comes from (render.py), named by the line kinds that use it.
+COLOUR_KINDS = {
+    "--jp-content-link-color": "typed",
+    "--jp-content-font-color2": "note",
+    "--jp-mirror-editor-keyword-color": "event/✓",
+    "--jp-error-color1": "error/✗",
+}
+#: WCAG 2 AA's minimum contrast for text of normal size.
+AA_CONTRAST = 4.5
+
+#: Every span in the notebook's <pre> outputs: the theme variable its style names (if any), its
+#: computed colour, and the backgrounds behind it, nearest first, up to the first opaque one.
+SPANS_JS = """
+(variables) => [...document.querySelectorAll('.jp-OutputArea-output pre span')].map(span => {
+  const backgrounds = [];
+  for (let el = span; el; el = el.parentElement) {
+    const background = getComputedStyle(el).backgroundColor;
+    if (background === 'transparent' || /^rgba\\(.*,\\s*0\\)$/.test(background)) continue;
+    backgrounds.push({background, element: [el.tagName.toLowerCase(), ...el.classList].join('.')});
+    if (background.startsWith('rgb(')) break;
+  }
+  const style = span.getAttribute('style') || '';
+  const variable = variables.find(v => style.includes(`var(${v},`)) ?? null;
+  return {variable, style, color: getComputedStyle(span).color, backgrounds};
+})
+"""
+
+RGB = tuple[float, float, float]
+
+
+def _rgba(css: str) -> tuple[float, float, float, float]:
+    """Parse the computed-style form "rgb(r, g, b)" or "rgba(r, g, b, a)"."""
+    numbers = [float(part) for part in re.findall(r"[\d.]+", css)]
+    assert css.startswith("rgb") and len(numbers) in (3, 4), f"unexpected computed colour {css!r}"
+    return (numbers[0], numbers[1], numbers[2], numbers[3] if len(numbers) == 4 else 1.0)
+
+
+def _over(top: tuple[float, float, float, float], below: RGB) -> RGB:
+    """*top* painted over the opaque colour *below* (alpha compositing)."""
+    alpha = top[3]
+    red, green, blue = (top[index] * alpha + below[index] * (1 - alpha) for index in range(3))
+    return (red, green, blue)
+
+
+def _luminance(rgb: RGB) -> float:
+    """WCAG 2 relative luminance of an sRGB colour with 0-255 channels."""
+
+    def linear(channel: float) -> float:
+        c = channel / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(channel) for channel in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(foreground: RGB, background: RGB) -> float:
+    """WCAG 2 contrast ratio, 1 to 21."""
+    lighter, darker = sorted((_luminance(foreground), _luminance(background)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+@dataclass
+class Measured:
+    """The lowest contrast among the spans drawn in one colour source."""
+
+    ratio: float
+    colour: str
+    background: RGB
+    behind: str
+    count: int
+
+    def __str__(self) -> str:
+        shown = "rgb({:.0f}, {:.0f}, {:.0f})".format(*self.background)
+        return (
+            f"{self.colour:26} on {shown:20} {self.ratio:5.2f}:1 "
+            f"(lowest of {self.count}; background of {self.behind})"
+        )
+
+
+def span_contrasts(page: Any) -> dict[str | None, Measured]:
+    """The lowest contrast per theme variable (None: spans whose style names none of them)."""
+    lowest: dict[str | None, Measured] = {}
+    for span in page.evaluate(SPANS_JS, list(COLOUR_KINDS)):
+        background: RGB = (255.0, 255.0, 255.0)  # the canvas, if nothing is opaque
+        for layer in reversed(span["backgrounds"]):  # translucent layers over the first opaque one
+            background = _over(_rgba(layer["background"]), background)
+        ratio = contrast(_over(_rgba(span["color"]), background), background)
+        seen = lowest.get(span["variable"])
+        count = seen.count + 1 if seen else 1
+        behind = span["backgrounds"][0]["element"] if span["backgrounds"] else "the canvas"
+        if seen is None or ratio < seen.ratio:
+            lowest[span["variable"]] = Measured(ratio, span["color"], background, behind, count)
+        else:
+            seen.count = count
+    return lowest
+
+
+def report(title: str, lowest: dict[str | None, Measured]) -> dict[str, float]:
+    """Print the figures for the lead's note; return the kinds below AA."""
+    print(f"\n{title}")
+    names = {None: "no theme variable", **COLOUR_KINDS}
+    for variable, measured in sorted(lowest.items(), key=lambda item: str(item[0])):
+        print(f"  {names[variable]:17} {measured}")
+    return {names[v]: round(m.ratio, 2) for v, m in lowest.items() if m.ratio < AA_CONTRAST}
+
+
+def test_contrast_ratio_matches_wcag_examples() -> None:
+    """The contrast helper gives WCAG's known figures: black on white 21:1, #767676 on white 4.54:1."""
+    assert contrast((0, 0, 0), (255, 255, 255)) == pytest.approx(21.0)
+    assert contrast((0x76, 0x76, 0x76), (255, 255, 255)) == pytest.approx(4.54, abs=0.01)
+    assert _over((255, 255, 255, 0.7), (17, 17, 17)) == pytest.approx((183.6, 183.6, 183.6))
+
+
+@pytest.fixture
+def theme(lab: Lab) -> Iterator[Any]:
+    """Set JupyterLab's theme through its settings API (what Settings → Theme saves); back to Light after."""
+    path = "/lab/api/settings/@jupyterlab/apputils-extension:themes"
+
+    def choose(name: str) -> None:
+        lab.api("PUT", path, {"raw": json.dumps({"theme": name})})
+
+    yield choose
+    choose("JupyterLab Light")
+
+
+@pytest.mark.parametrize("theme_name", ["JupyterLab Dark", "JupyterLab Light"])
+def test_transcript_colours_contrast_in_theme(
+    theme_name: str, lab: Lab, page: Any, theme: Any, record_property: Any
+) -> None:
+    """01-Protocols in JupyterLab Dark and Light: every transcript colour is at least 4.5:1 on its background.
+
+    Measured twice: the stored outputs as a fresh clone first shows them (an untrusted notebook, whose
+    HTML JupyterLab sanitizes), then the outputs of a run, where each of the four colours must appear.
+    """
+    notebook = ROOT / "notebooks" / "01-Protocols.ipynb"
+    theme(theme_name)
+    began = time.monotonic()
+    open_notebook(page, lab, notebook.name)
+    page.wait_for_selector(f'body[data-jp-theme-name="{theme_name}"]', state="attached")
+    stored = span_contrasts(page)
+    clear_outputs(page)
+    menu(page, "Run", "Restart Kernel and Run All Cells…")
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+    seen = wait_until_run(page, notebook.name, NOTEBOOK_TIMEOUT)
+    record_property("e2e_seconds", round(time.monotonic() - began, 1))
+    shots = screenshot(page, ("dark-" if "Dark" in theme_name else "light-") + notebook.stem[:2])
+    run = span_contrasts(page)
+    errors = error_report(notebook.name, seen)
+    assert not errors, f"error output in JupyterLab:\n{errors}"
+    low_stored = report(f"{theme_name}, {notebook.name} as stored (untrusted):", stored)
+    low_run = report(f"{theme_name}, {notebook.name} after Run All; {', '.join(map(str, shots))}:", run)
+    assert stored, "no transcript spans in the stored outputs"
+    assert set(COLOUR_KINDS) <= set(run), f"colours not shown: {set(COLOUR_KINDS) - set(run)}"
+    assert not low_stored and not low_run, f"below {AA_CONTRAST}:1: stored {low_stored}, run {low_run}"
