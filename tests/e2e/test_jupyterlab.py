@@ -38,44 +38,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import ROOT, SCREENSHOTS, headless_chromium, needs_chromium
 
-ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 
 
-def _chromium() -> str | None:
-    wanted = os.environ.get("E2E_CHROMIUM")
-    if wanted:
-        return wanted if Path(wanted).is_file() else shutil.which(wanted)
-    if Path("/usr/bin/chromium").is_file():
-        return "/usr/bin/chromium"
-    return shutil.which("chromium")
-
-
-CHROMIUM = _chromium()
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason=f"no chromium browser (looked for {os.environ.get('E2E_CHROMIUM') or '/usr/bin/chromium and `chromium` on PATH'}; "
-    "E2E_CHROMIUM names another); install it with e.g. `apt-get install chromium`",
-)
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="Playwright for Python is not installed (it is in the [test] extra)"
-)
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+pytestmark = needs_chromium
 NOTEBOOK_TIMEOUT = float(os.environ.get("E2E_NOTEBOOK_TIMEOUT", "180"))
 SERVER_START_TIMEOUT = 90.0
 SERVER_STOP_GRACE = 10.0
 KERNEL_READY_TIMEOUT = 90.0
-SCREENSHOTS = Path(os.environ.get("E2E_SCREENSHOTS") or ROOT / "tests" / "e2e" / "screenshots")
 WIDTH, HEIGHT = 1280, 900
 #: Chromium cannot paint a page much taller than this in one screenshot; taller notebooks come in parts.
 MAX_SHOT_HEIGHT = 16000
@@ -245,12 +217,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 @pytest.fixture(scope="module")
 def browser(lab: Lab) -> Iterator[Any]:
     """Headless chromium with a throwaway profile."""
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with headless_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture

@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import test_jupyterlab
-from test_jupyterlab import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, sync_api
+from browser import SCREENSHOTS, headless_chromium, needs_chromium
 
-pytestmark = test_jupyterlab.pytestmark  # skipped without chromium, as the JupyterLab test is
+pytestmark = needs_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = {
@@ -91,12 +90,8 @@ def site_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser(site_url: str) -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with headless_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture
