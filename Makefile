@@ -82,7 +82,7 @@ bench: $(STAMP) ## Benchmarks against the floor and the alternatives; prints a t
 
 # Not part of `make test`: it installs JupyterHub and configurable-http-proxy into .classroom/ (pip, npm).
 classroom: $(STAMP) ## A real JupyterHub, 1-20 students running notebooks 08 and 02; writes RESULTS.md's Classroom
-	$(BIN)/python benchmarks/classroom.py
+	$(BIN)/python benchmarks/classroom.py $(ARGS)
 
 stats: $(STAMP) ## Per notebook: words, minutes and cell sizes against the class-period budgets
 	$(BIN)/python tools/stats.py --check

@@ -269,6 +269,7 @@ class Student:
     memory: dict[str, float] = field(default_factory=dict)  # server / kernels: MiB PSS
     cpu: dict[str, float] = field(default_factory=dict)  # server / kernels: CPU seconds used in all
     unnoticed: float = 0.0  # the server was running, the hub had not yet polled it
+    cpu_before: float = 0.0  # CPU seconds its server had used when the clock started (servers ready)
 
     @property
     def passed(self) -> bool:
@@ -505,7 +506,8 @@ def wait_for_server(hub: Hub, student: str) -> None:
     raise RuntimeError(f"{student}'s spawn progress ended without the server ready")
 
 
-def run_student(hub: Hub, name: str, start: threading.Event) -> Student:
+def run_student(hub: Hub, name: str, start: threading.Event, ready: threading.Barrier | None) -> Student:
+    """One student's run; with *ready*, the server starts before the clock (every student waits there)."""
     student = Student(name)
     home = HOMES / name
     shutil.rmtree(home, ignore_errors=True)
@@ -513,17 +515,34 @@ def run_student(hub: Hub, name: str, start: threading.Event) -> Student:
     for path in NOTEBOOKS:
         shutil.copy(path, home / "notebooks" / path.name)
     start.wait(timeout=60)
+    try:
+        if ready is not None:
+            spawned = time.monotonic()
+            start_server(hub, name)
+            student.spawn = time.monotonic() - spawned
+            ready.wait(timeout=SPAWN_TIMEOUT)  # the lesson starts once every server runs
+            student.cpu_before = sum(cpu_seconds(p) for p in hub.processes_of(name))
+    except Exception as error:
+        student.error = f"{type(error).__name__}: {error}"
+        if ready is not None:
+            ready.abort()
+        return student
     started = time.monotonic()
     try:
-        hub.api("POST", f"/hub/api/users/{name}/server", {})
-        wait_for_server(hub, name)
-        student.spawn = time.monotonic() - started
+        if ready is None:
+            start_server(hub, name)
+            student.spawn = time.monotonic() - started
         for path in NOTEBOOKS:
             student.runs.append(run_notebook(hub, name, path))
     except Exception as error:  # one student's failure is a result, not the end of the run
         student.error = f"{type(error).__name__}: {error}"
     student.seconds = time.monotonic() - started
     return student
+
+
+def start_server(hub: Hub, student: str) -> None:
+    hub.api("POST", f"/hub/api/users/{student}/server", {})
+    wait_for_server(hub, student)
 
 
 def pss_mib(processes: list[psutil.Process]) -> float:
@@ -542,23 +561,34 @@ def measure_memory(hub: Hub, student: Student) -> None:
     server = [p for p in processes if p not in kernels]
     student.memory = {"server": pss_mib(server), "kernels": pss_mib(kernels), "kernel count": len(kernels)}
     student.cpu = {
-        "server": sum(cpu_seconds(p) for p in server),
+        "server": sum(cpu_seconds(p) for p in server) - student.cpu_before,  # kernels start in the run
         "kernels": sum(cpu_seconds(p) for p in kernels),
     }
 
 
-def run_class(size: int, run_dir: Path) -> dict[str, Any]:
-    """*size* students at once on a fresh hub; their results, the hub's own memory and the load."""
+def run_class(size: int, run_dir: Path, servers_ready: bool = False) -> dict[str, Any]:
+    """*size* students at once on a fresh hub; their results, the hub's own memory and the load.
+
+    With *servers_ready*, every student's server is started (all at once, as the hub admin page's
+    "Start All" does) before the clock starts; then the class runs its notebooks together.
+    """
     hub = Hub(run_dir)
     try:
         hub.start()
         names = [f"student{n:02d}" for n in range(1, size + 1)]
         hub.api("POST", "/hub/api/users", {"usernames": names})
         start = threading.Event()
+        ready = threading.Barrier(size + 1) if servers_ready else None
         load_before = os.getloadavg()[0]
         with concurrent.futures.ThreadPoolExecutor(max_workers=size) as pool:
-            futures = [pool.submit(run_student, hub, name, start) for name in names]
+            futures = [pool.submit(run_student, hub, name, start, ready) for name in names]
             start.set()
+            if ready is not None:
+                try:
+                    ready.wait(timeout=SPAWN_TIMEOUT + 60)
+                except threading.BrokenBarrierError:
+                    pass  # a server failed to start: its student's error says why
+                load_before = os.getloadavg()[0]
             class_started = time.monotonic()
             students = [future.result(timeout=SPAWN_TIMEOUT + 2 * CELL_TIMEOUT * 80) for future in futures]
             wall = time.monotonic() - class_started
@@ -574,6 +604,7 @@ def run_class(size: int, run_dir: Path) -> dict[str, Any]:
         ]
         return {
             "size": size,
+            "servers ready": servers_ready,
             "students": students,
             "hub MiB": pss_mib(hub_processes),
             "hub cpu": sum(cpu_seconds(p) for p in hub_processes),
@@ -584,11 +615,15 @@ def run_class(size: int, run_dir: Path) -> dict[str, Any]:
         hub.stop()
 
 
-def alone(runs: int) -> dict[str, Any]:
+def alone(runs: int, servers_ready: bool = False) -> dict[str, Any]:
     """One student at a time, *runs* times, each on a fresh hub: the baseline the classes are held to."""
-    results = [run_class(1, CLASSROOM / "runs" / f"n1-{run}") for run in range(1, runs + 1)]
+    folder = "ready-n1" if servers_ready else "n1"
+    results = [
+        run_class(1, CLASSROOM / "runs" / f"{folder}-{run}", servers_ready) for run in range(1, runs + 1)
+    ]
     return {
         "size": 1,
+        "servers ready": servers_ready,
         "students": [student for result in results for student in result["students"]],
         "hub MiB": median([result["hub MiB"] for result in results]),
         "hub cpu": median([result["hub cpu"] for result in results]),
@@ -769,7 +804,7 @@ def unnoticed_seconds(hub_log: Path) -> dict[str, float]:
     return {name: (noticed[name] - running[name]).total_seconds() for name in running if name in noticed}
 
 
-def phases(students: list[Student]) -> dict[str, float]:
+def phases(students: list[Student], servers_ready: bool = False) -> dict[str, float]:
     """Median seconds per student in each phase of its run."""
     done = [s for s in students if s.passed]
     if not done:
@@ -778,8 +813,11 @@ def phases(students: list[Student]) -> dict[str, float]:
     def each(pick: Any) -> float:
         return median([pick(s) for s in done])
 
+    spawn = "server start (REST API to ready" + (
+        ", before the clock: not in the whole run)" if servers_ready else ")"
+    )
     return {
-        "server start (REST API to ready)": each(lambda s: s.spawn),
+        spawn: each(lambda s: s.spawn),
         "  of which its server said it was running, the hub not yet polled it (backoff)": each(
             lambda s: s.unnoticed
         ),
@@ -819,6 +857,7 @@ def report(
     facts: dict[str, str],
 ) -> str:
     rows, within = summary_rows(classes)
+    ready = bool(classes[0].get("servers ready"))
     every_run = [run for result in classes for student in result["students"] for run in student.runs]
     binary, runs = sum(run.binary for run in every_run), len(every_run)
     header = [
@@ -833,7 +872,7 @@ def report(
         "load avg 1 min (before → after)",
     ]
     lines = [
-        "## Classroom",
+        section_title(ready),
         "",
         "Generated by `make classroom` (`benchmarks/classroom.py`); run it again rather than editing by hand.",
         f"A real JupyterHub {facts['jupyterhub']} with configurable-http-proxy {facts['configurable-http-proxy']}"
@@ -844,10 +883,9 @@ def report(
         "outputs by nbval's rules and `tests/nbval-sanitize.cfg`. *Completed*: every cell matched. Seconds run",
         "from asking for the server to notebook 02's last cell. Memory: PSS of the student's server and its two",
         "kernels, with every student finished and every kernel still running.",
+        *(SERVERS_READY_NOTE if ready else []),
         "",
-        f"**The machine was loaded on purpose while this ran** ({facts['cores']} cores; two busy-loop processes,",
-        "a loop of `make unit` and a `make test`, the load tests of other work): the figures are for a machine",
-        "already busy, not an idle one. Load averages are in the table.",
+        load_note(float(facts["load at start"]), facts["cores"]),
         "",
         f"| | |\n|---|---|\n| date | {facts['date']} |\n| cpu | {facts['cpu']} |\n| cores | {facts['cores']} |"
         f"\n| python | {facts['python']} |\n| code | {facts['code']} |",
@@ -867,7 +905,7 @@ def report(
     ]
     biggest = classes[-1]
     phase_rows = []
-    small, large = phases(classes[0]["students"]), phases(biggest["students"])
+    small, large = phases(classes[0]["students"], ready), phases(biggest["students"], ready)
     for name in small:
         phase_rows.append([name, f"{small[name]:.1f}", f"{large[name]:.1f}" if name in large else "—"])
     lines += [
@@ -933,11 +971,35 @@ def cpu_findings(classes: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def load_note(load: float, cores: str) -> str:
+    """What else the machine was doing, from the load average measured before the first class."""
+    if load < 0.5:
+        return f"The machine was otherwise idle when this started (load average {load:.1f}; {cores} cores)."
+    return (
+        f"**Other work was running on the machine** (load average {load:.1f} before the first class, on {cores}"
+        " cores): the figures are for a machine already busy, not an idle one. Load averages are in the table."
+    )
+
+
+SERVERS_READY_NOTE = [
+    "",
+    "**Servers started before class** (`make classroom ARGS=--servers-ready`): every student's server is",
+    "started first, all at once (as the hub admin page's *Start All* does, or students logging in before the",
+    "lesson), and the clock starts when every one is ready. Seconds run from opening notebook 08 to notebook",
+    "02's last cell; *CPU s per student* counts the server's CPU from then on, and the kernels' in full.",
+]
+
+
+def section_title(servers_ready: bool) -> str:
+    return "## Classroom, servers started before class" if servers_ready else "## Classroom"
+
+
 def write_results(section: str) -> None:
-    """Replace (or add) the Classroom section of benchmarks/RESULTS.md, leaving the rest as it is."""
+    """Replace (or add) this section (by its title line) of benchmarks/RESULTS.md, leaving the rest as it is."""
     results = REPO / "benchmarks" / "RESULTS.md"
     text = results.read_text()
-    start = text.find("\n## Classroom\n")
+    title = section.splitlines()[0]
+    start = text.find(f"\n{title}\n")
     if start == -1:
         text = text.rstrip("\n") + "\n\n" + section
     else:
@@ -953,6 +1015,11 @@ def main() -> None:
     )
     parser.add_argument("--alone-runs", type=int, default=3, help="solo runs whose median is 'alone'")
     parser.add_argument("--no-write", action="store_true", help="print the report, leave RESULTS.md alone")
+    parser.add_argument(
+        "--servers-ready",
+        action="store_true",
+        help="start every student's server before the clock (a teacher's Start All), then time the lesson",
+    )
     arguments = parser.parse_args()
     # Stopped with SIGTERM, still stop the hub and every student's server (Hub.stop, in a finally).
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
@@ -962,14 +1029,20 @@ def main() -> None:
         ["git", "status", "--porcelain"], capture_output=True, text=True, cwd=REPO
     ).stdout
     code = (commit.stdout.strip() or "unknown") + (" with uncommitted changes" if changed.strip() else "")
-    facts = {**machine_facts(), **installed_versions(), "code": code}
+    facts = {
+        **machine_facts(),
+        **installed_versions(),
+        "code": code,
+        "load at start": f"{os.getloadavg()[0]}",
+    }
     classes = []
     for size in arguments.sizes:
         print(f"{size} student(s)...", flush=True)
         if size == 1:
-            result = alone(arguments.alone_runs)
+            result = alone(arguments.alone_runs, arguments.servers_ready)
         else:
-            result = run_class(size, CLASSROOM / "runs" / f"n{size}")
+            folder = f"ready-n{size}" if arguments.servers_ready else f"n{size}"
+            result = run_class(size, CLASSROOM / "runs" / folder, arguments.servers_ready)
         done = seconds_of(result["students"])
         print(
             f"  {len(done)} of {len(result['students'])} completed; max {max(done) if done else float('nan'):.1f} s",
