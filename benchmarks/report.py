@@ -68,6 +68,34 @@ in its own process, 20 clients chatting with 600-byte lines while one more clien
 normally, never reads again; the server's RSS growth over time. A bound on what a stalled peer
 may hold shows as a flat second half; memory the kernel holds in socket buffers is not in RSS.""",
     ),
+    "startup": (
+        "5. Start-up: a new kernel to the course's first cell",
+        """\
+Seconds from asking jupyter_client's `KernelManager` for a new ipykernel kernel to the reply of its
+first cell: notebook 08's first code cell as stored (the course's imports and `lab.start()`),
+against a kernel whose first cell is `from twisted.internet import reactor` (the floor: a kernel
+that only imports Twisted's reactor). The two take turns; one kernel started first is not counted.
+The same two cells then run in fresh Pythons that load nothing else first, timed from inside:
+the import statements, the rest (`lab.start()`), and which heavy modules (matplotlib, numpy,
+tqdm, hypothesis, pandas, pyinstrument) were loaded by the end of the cell.""",
+    ),
+    "student-memory": (
+        "6. Memory per student: a kernel after notebook 08",
+        """\
+A new kernel runs notebook 08 top to bottom with nbclient (as `make nbval` and the grader do);
+then, with the kernel still running, its RSS, PSS and USS (psutil). The floor: a new kernel that
+ran `from twisted.internet import reactor` only. The difference is what the course adds to one
+student's kernel. PSS divides each shared page among the processes that map it, so it is the
+fair share of a machine that many students' kernels share.""",
+    ),
+    "make-test": (
+        "7. `make test`, stage by stage",
+        """\
+Not measured by this run: `make test` runs each stage through `tools/timed.py`, which appends
+the stage, its seconds, exit status, UTC time and commit to `build/make-test-times.tsv`. This
+reads the latest line of each stage, and shows it beside the stage's run before (*ratio*), so a
+stage that has become slow is seen.""",
+    ),
 }
 
 

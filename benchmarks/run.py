@@ -24,9 +24,20 @@ import echo
 import memory
 import nbval_suite
 import report
+import stage_times
+import startup
+import student_memory
 from table import Row, failed, markdown
 
-CASES: dict[str, ModuleType] = {"notebooks": nbval_suite, "echo": echo, "chat": chat, "memory": memory}
+CASES: dict[str, ModuleType] = {
+    "notebooks": nbval_suite,
+    "echo": echo,
+    "chat": chat,
+    "memory": memory,
+    "startup": startup,
+    "student-memory": student_memory,
+    "make-test": stage_times,
+}
 
 
 def stop(signal_number: int, frame: object) -> None:

@@ -33,6 +33,22 @@ def at_least(ratio: float, limit: float) -> str:
     return "meets" if ratio >= limit else "misses"
 
 
+def judged(
+    case: str,
+    ours: str,
+    ratio: float,
+    bound: str,
+    limit: float,
+    over: str,
+    *,
+    alternative: str = "—",
+    floor: str = "—",
+) -> Row:
+    """A row whose verdict is *ratio* against *limit*: *bound* is "≤" (at most) or "≥" (at least)."""
+    verdict = at_most(ratio, limit) if bound == "≤" else at_least(ratio, limit)
+    return Row(case, ours, alternative, floor, ratio, f"{bound} {limit:g} × {over}", verdict)
+
+
 def failed(case: str, error: BaseException) -> Row:
     """The row for a case that could not be measured."""
     return Row(case, f"could not measure: {type(error).__name__}: {error}"[:160], verdict="error")
