@@ -55,5 +55,7 @@ html_title = project
 html_static_path = ["_static"]
 html_css_files = ["course.css"]
 templates_path = ["_templates"]
-html_theme_options = {"home_page_in_toc": True}
+# navbar_persistent: pydata-sphinx-theme 0.20 (under sphinx-book-theme 1.4) otherwise adds a second search
+# field in a bar across the top of every page; the book theme's own is in the sidebar.
+html_theme_options = {"home_page_in_toc": True, "navbar_persistent": []}
 html_context = {"repository": github_repository(ROOT)}

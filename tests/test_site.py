@@ -196,6 +196,15 @@ def test_search_index_has_every_page(site: Path) -> None:
     assert "abortconnect" in index  # a stemmed word from notebook 2's text
 
 
+def test_each_page_has_one_search_field_in_the_sidebar(site: Path) -> None:
+    """No second search bar across the top (pydata-sphinx-theme 0.20's default under the book theme)."""
+    for notebook in NOTEBOOKS:
+        page = _page(site, notebook)
+        fields = page.select("button.search-button-field")
+        assert len(fields) == 1, notebook.name
+        assert fields[0].find_parent(id="pst-primary-sidebar") is not None
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
 def test_each_page_says_how_to_run_it_without_binder_when_no_repository(site: Path, notebook: Path) -> None:
     """With no GitHub remote or setting: make lab and conda for this notebook, and no Binder line at all."""
