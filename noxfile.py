@@ -88,7 +88,7 @@ def _install(session: nox.Session, python: str, minor: str, config: str, venv: P
     steps = [
         [python, "-m", "venv", str(venv)],
         [*pip, "--upgrade", "pip"],
-        [*pip, *(["-c", str(constraints)] if constraints else []), "-e", ".[lab,test]"],
+        [*pip, *(["-c", str(constraints)] if constraints else []), "-e", ".[lab,test,site]"],
         [str(venv / "bin" / "python"), "-c", "import matplotlib.pyplot"],  # font cache, outside nbval
     ]
     for step in steps:

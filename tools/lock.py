@@ -3,8 +3,9 @@
     python tools/lock.py floors                 # constraints/floors.txt from pyproject's minimums
     python tools/lock.py /usr/bin/python3 ...   # constraints/py3.X.txt for each interpreter
     python tools/lock.py oldest                 # the oldest patch release of each minor found here
+    python tools/lock.py --keep oldest          # keep every pin; only add what a new requirement needs
 
-A lock is what pip resolves, newest first, for ``.[lab,test,dev]`` in a fresh venv of
+A lock is what pip resolves, newest first, for ``.[lab,test,dev,site]`` in a fresh venv of
 that interpreter, frozen.  One lock per Python minor, resolved on the oldest patch
 release at hand (packages may require e.g. >= 3.11.5), because a single set cannot
 serve every minor: wheels and Requires-Python differ between them.
@@ -23,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CONSTRAINTS = ROOT / "constraints"
-EXTRAS = ".[lab,test,dev]"
+EXTRAS = ".[lab,test,dev,site]"
 PIP_TIMEOUT = 1800  # seconds for one resolve and install; a cold pip cache takes a few minutes
 SUPPORTED_MINORS = range(10, 15)  # Python 3.10 to 3.14, as Twisted 26.10
 
@@ -145,18 +146,25 @@ def floors() -> str:
     return "\n".join(lines) + "\n"
 
 
-def lock(python: str) -> Path:
+def lock(python: str, keep: bool = False) -> Path:
+    """Resolve and write the lock for *python*'s minor; with *keep*, its current pins constrain the resolve.
+
+    Keeping the pins adds a new requirement (and what it needs) without moving any library the stored
+    notebook outputs were made with; pip fails if the new requirement cannot live with them.
+    """
     version = version_of(python)
     minor = ".".join(version.split(".")[:2])
+    target = CONSTRAINTS / f"py{minor}.txt"
+    constraints = ["-c", str(target)] if keep and target.exists() else []
     with tempfile.TemporaryDirectory(prefix="lock-") as venv:
         subprocess.run([python, "-m", "venv", venv], check=True, timeout=300)
         pip = [f"{venv}/bin/python", "-m", "pip"]
         subprocess.run([*pip, "install", "--quiet", "--upgrade", "pip"], check=True, timeout=PIP_TIMEOUT)
-        subprocess.run([*pip, "install", "--quiet", "-e", EXTRAS], cwd=ROOT, check=True, timeout=PIP_TIMEOUT)
+        install = [*pip, "install", "--quiet", *constraints, "-e", EXTRAS]
+        subprocess.run(install, cwd=ROOT, check=True, timeout=PIP_TIMEOUT)
         frozen = subprocess.run(
             [*pip, "freeze", "--exclude-editable"], capture_output=True, text=True, check=True, timeout=120
         ).stdout
-    target = CONSTRAINTS / f"py{minor}.txt"
     header = (
         f"# Exact versions `make install` uses on Python {minor}, so every machine runs the notebooks on the\n"
         f"# libraries their stored outputs came from. Resolved on Python {version}: `make lock`, do not edit.\n"
@@ -170,13 +178,15 @@ def main(args: list[str]) -> int:
         print(__doc__)
         return 2
     CONSTRAINTS.mkdir(exist_ok=True)
+    keep = "--keep" in args
+    args = [arg for arg in args if arg != "--keep"]
     expanded = [python for arg in args for python in (oldest_per_minor() if arg == "oldest" else [arg])]
     for arg in expanded:
         if arg == "floors":
             (CONSTRAINTS / "floors.txt").write_text(floors())
             print("wrote constraints/floors.txt")
         else:
-            print(f"wrote {lock(arg).relative_to(ROOT)} with {arg}", flush=True)
+            print(f"wrote {lock(arg, keep).relative_to(ROOT)} with {arg}", flush=True)
     return 0
 
 
