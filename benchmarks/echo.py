@@ -32,7 +32,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any
 
 import common
-from table import Row, at_most
+from table import Row, judged
 
 ROUNDS = 20_000
 QUICK_ROUNDS = 2_000
@@ -40,7 +40,7 @@ WARM_UP = 300
 SIZE = 32
 BLOCKS = 10
 TIMEOUT = 10.0  # every socket operation: a server that stops answering fails the run
-TARGET = 1.2  # ours over socketserver
+TARGET = 1.05  # lab.listen over the same Echo listening bare on the lab's reactor thread, at most
 PLACEMENTS = {
     "split": "client core 0, server core 1",
     "pinned": "all on core 0",
@@ -197,9 +197,10 @@ def measure(placement: str, rounds: int) -> dict[str, Any]:
             check_echo(sock, payload)
             round_trips(sock, payload, WARM_UP)
         samples: dict[str, list[int]] = {name: [] for name in sockets}
-        for _ in range(BLOCKS):
-            for name, sock in sockets.items():
-                samples[name] += round_trips(sock, payload, rounds // BLOCKS)
+        order = list(sockets)
+        for block in range(BLOCKS):
+            for name in order[block % len(order) :] + order[: block % len(order)]:  # no server always first
+                samples[name] += round_trips(sockets[name], payload, rounds // BLOCKS)
         cores = thread_cores()
     return {
         "placement": placement,
@@ -236,50 +237,66 @@ def shown(figures: dict[str, float]) -> str:
     return f"{figures['median_us']:.1f} µs (p99 {figures['p99_us']:.0f})"
 
 
+BARE = "twisted, bare listenTCP"
+
+
 def rows(results: dict[str, Any]) -> list[Row]:
     table = []
     for placement, label in PLACEMENTS.items():
         servers = results[placement]["servers"]
-        socketserver_ = servers["socketserver"]
+        bare = servers[BARE]
         for name in ("twisted", "twisted, traced"):
-            ratio = servers[name]["median_us"] / socketserver_["median_us"]
             table.append(
-                Row(
+                judged(
                     f"echo round trip, {'lab.listen' if name == 'twisted' else 'lab.listen traced'}, {label}",
                     shown(servers[name]),
-                    "socketserver " + shown(socketserver_),
-                    "raw " + shown(servers["raw"]),
-                    ratio,
-                    f"≤ {TARGET} × socketserver",
-                    at_most(ratio, TARGET),
+                    servers[name]["median_us"] / bare["median_us"],
+                    "≤",
+                    TARGET,
+                    "bare listenTCP",
+                    alternative="socketserver " + shown(servers["socketserver"]),
+                    floor="bare listenTCP " + shown(bare),
                 )
             )
+        table.append(
+            Row(
+                f"echo round trip, bare listenTCP over socketserver, {label}",
+                shown(bare),
+                "socketserver " + shown(servers["socketserver"]),
+                "raw " + shown(servers["raw"]),
+                bare["median_us"] / servers["socketserver"]["median_us"],
+                "reported (Twisted's design)",
+                "info",
+            )
+        )
     return table
 
 
 def report(results: dict[str, Any]) -> str:
     lines = [
-        "| placement | server | median µs | p99 µs | over socketserver (median) | over raw (median) |",
-        "|---|---|---|---|---|---|",
+        "| placement | server | median µs | p99 µs | over bare listenTCP | over socketserver | over raw |",
+        "|---|---|---|---|---|---|---|",
     ]
     for placement, label in PLACEMENTS.items():
         servers = results[placement]["servers"]
         for name, figures in servers.items():
+            over_bare = figures["median_us"] / servers[BARE]["median_us"]
             over_ss = figures["median_us"] / servers["socketserver"]["median_us"]
             over_raw = figures["median_us"] / servers["raw"]["median_us"]
             lines.append(
                 f"| {label} | {name} | {figures['median_us']:.1f} | {figures['p99_us']:.1f} "
-                f"| {over_ss:.2f} | {over_raw:.2f} |"
+                f"| {over_bare:.2f} | {over_ss:.2f} | {over_raw:.2f} |"
             )
     split = results["split"]["servers"]
     pinned = results["pinned"]["servers"]
-    extra_split = split["twisted"]["median_us"] - split["socketserver"]["median_us"]
-    extra_pinned = pinned["twisted"]["median_us"] - pinned["socketserver"]["median_us"]
+    extra_split = split[BARE]["median_us"] - split["socketserver"]["median_us"]
+    extra_pinned = pinned[BARE]["median_us"] - pinned["socketserver"]["median_us"]
     cores = results["split"]["cores"]
     lines += [
         "",
         f"{results['split']['rounds']:,} round trips of {results['split']['size']} bytes per server and "
-        f"placement, in {BLOCKS} interleaved blocks. Twisted's extra cost over socketserver: "
+        f"placement, in {BLOCKS} interleaved blocks (medians; ratios are of medians). Bare Twisted's extra cost over "
+        "socketserver: "
         f"{extra_split:+.1f} µs per round trip across cores, {extra_pinned:+.1f} µs on one core.",
         "Thread placement in the split run: "
         + ", ".join(f"{name} → {sorted(set(mask))}" for name, mask in sorted(cores.items()))
@@ -304,11 +321,13 @@ def findings(results: dict[str, Any]) -> list[str]:
     found = []
     for placement, label in PLACEMENTS.items():
         servers = {name: figures["median_us"] for name, figures in results[placement]["servers"].items()}
+        bare = servers[BARE]
         found.append(
-            f"Echo ({label}): Twisted costs {servers['twisted'] - servers['socketserver']:+.1f} µs per round trip "
-            f"over socketserver ({servers['twisted'] / servers['socketserver']:.2f} ×); of that the lab's wrapper is "
-            f"{servers['twisted'] - servers['twisted, bare listenTCP']:+.1f} µs and its trace "
-            f"{servers['twisted, traced'] - servers['twisted']:+.1f} µs more; the rest is Twisted's reactor, which "
-            "queues each write and sends it on its next pass."
+            f"Echo ({label}): the lab's wrapper costs {servers['twisted'] - bare:+.1f} µs per round trip over the same "
+            f"Echo listening bare on the lab's reactor thread ({servers['twisted'] / bare:.2f} ×), its trace "
+            f"{servers['twisted, traced'] - servers['twisted']:+.1f} µs more ({servers['twisted, traced'] / bare:.2f} ×). "
+            f"Twisted itself costs {bare - servers['socketserver']:+.1f} µs over socketserver "
+            f"({bare / servers['socketserver']:.2f} ×): reported, not judged, as it is the reactor's design (each write "
+            "is queued and sent on the reactor's next pass), not something the course can move."
         )
     return found

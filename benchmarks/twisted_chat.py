@@ -15,6 +15,7 @@ from typing import Any
 
 import common
 from twisted.internet import reactor, stdio
+from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
@@ -72,13 +73,14 @@ class Control(LineReceiver):
             reactor.stop()
 
 
-def main() -> None:
+def serve(factory: Factory) -> None:
+    """Serve *factory* on a free loopback port until stdin ends, obeying the commands above."""
     common.raise_fd_limit(4096)
-    port = reactor.listenTCP(0, ChatFactory(), interface=common.LOOPBACK)
+    port = reactor.listenTCP(0, factory, interface=common.LOOPBACK)
     print(f"PORT {port.getHost().port}", flush=True)
     stdio.StandardIO(Control())
     reactor.run()
 
 
 if __name__ == "__main__":
-    main()
+    serve(ChatFactory())
