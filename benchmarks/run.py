@@ -1,8 +1,8 @@
 """make bench: run every case, print the table, and record it in benchmarks/RESULTS.md.
 
-    python benchmarks/run.py            # everything, about 3-5 minutes; writes RESULTS.md
+    python benchmarks/run.py            # everything, a few minutes; writes RESULTS.md
     python benchmarks/run.py --quick    # smaller and shorter, to check the benchmarks work
-    python benchmarks/run.py --only echo,chat
+    python benchmarks/run.py --only echo,chat,startup,student-memory,make-test
 
 A quick or partial run prints its table but leaves RESULTS.md alone unless
 ``--results PATH`` says where to write.

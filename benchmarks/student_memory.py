@@ -96,7 +96,7 @@ def report(results: dict[str, Any]) -> str:
 def findings(results: dict[str, Any]) -> list[str]:
     course = results["course"]
     return [
-        f"Memory per student: after notebook 08 a kernel holds {course['rss_mib']:.0f} MiB RSS "
+        f"Memory per student: after notebook 08 ({course['cells']} code cells) a kernel holds {course['rss_mib']:.0f} MiB RSS "
         f"({course['pss_mib']:.0f} MiB PSS); the course's share, over a kernel that imported only Twisted's "
         f"reactor, is {added(results, 'rss_mib'):+.1f} MiB RSS ({added(results, 'pss_mib'):+.1f} MiB PSS)."
     ]

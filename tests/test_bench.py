@@ -28,6 +28,11 @@ import startup  # noqa: E402
 import student_memory  # noqa: E402
 from table import Row, judged  # noqa: E402
 
+#: The chat driver and the floor chat are built on epoll, and the echo case pins threads to cores.
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the echo and chat benchmarks use epoll and core pinning"
+)
+
 
 def assert_judged(row: Row, limit: float, at_most: bool) -> None:
     """The row has a finite positive ratio, and its verdict is that ratio against *limit*."""
@@ -162,6 +167,7 @@ def slow_echo() -> Iterator[tuple[str, int]]:
         lab.call(port.stopListening)
 
 
+@linux_only
 def test_echo_rows_judge_the_lab_against_bare_listen_tcp() -> None:
     """The echo script measures every server; each lab.listen row's verdict is its ratio to bare listenTCP."""
     output = subprocess.run(
@@ -195,6 +201,7 @@ def test_a_slowed_echo_server_gets_a_worse_ratio() -> None:
     assert judged("echo", "", ratio, "≤", echo.TARGET, "bare listenTCP").verdict == "misses"
 
 
+@linux_only
 def test_chat_servers_speak_the_same_bytes_and_rows_judge_the_course_against_bare_twisted() -> None:
     """Every chat server passes the driver's byte-for-byte checks with 20 clients; the rows' verdicts follow the ratios."""
     results = {kind: chat.measure(kind, 20, 3, 0.3, burst=5) for kind in chat.KINDS}
