@@ -40,7 +40,19 @@ install: $(STAMP) ## Create .venv (if missing) and install the course into it
 lab: $(STAMP) ## Install, then open the course in JupyterLab (on 127.0.0.1; prints the address)
 	$(BIN)/python tools/lab.py
 
-test: $(STAMP) lint typecheck stats unit nbval nbval-fd-limits site e2e-if-chromium ## Install, then run lint, types, budgets, tests, every notebook (nbval, at low fd limits), the website, browser
+TIMED := $(BIN)/python tools/timed.py
+
+# One stage after another, each timed into build/make-test-times.tsv (make bench shows the latest);
+# the first that fails stops the run.
+test: $(STAMP) ## Install, then run lint, types, budgets, tests, every notebook (nbval, at low fd limits), the website, browser
+	$(TIMED) lint -- $(MAKE) --no-print-directory lint
+	$(TIMED) typecheck -- $(MAKE) --no-print-directory typecheck
+	$(TIMED) stats -- $(MAKE) --no-print-directory stats
+	$(TIMED) unit -- $(MAKE) --no-print-directory unit
+	$(TIMED) nbval -- $(MAKE) --no-print-directory nbval
+	$(TIMED) nbval-fd-limits -- $(MAKE) --no-print-directory nbval-fd-limits
+	$(TIMED) site -- $(MAKE) --no-print-directory site
+	$(TIMED) e2e -- $(MAKE) --no-print-directory e2e-if-chromium
 
 lint: $(STAMP) ## ruff: lint and formatting
 	$(BIN)/ruff check .

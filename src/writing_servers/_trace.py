@@ -117,16 +117,21 @@ class TracingProtocol(ProtocolWrapper):
     def connectionMade(self) -> None:
         self._note("connectionMade()")
 
+    # The per-chunk events describe their bytes only when there is a trace to keep it: an untraced
+    # server pays for no repr (make bench: untraced Echo within 1.05 x of bare Twisted).
     def dataReceived(self, data: bytes) -> None:
-        self._note(f"dataReceived({describe(data)})")
+        if self.factory.trace is not None:
+            self._note(f"dataReceived({describe(data)})")
         super().dataReceived(data)
 
     def write(self, data: bytes) -> None:
-        self._note(f"write({describe(data)})")
+        if self.factory.trace is not None:
+            self._note(f"write({describe(data)})")
         super().write(data)
 
     def writeSequence(self, data: Any) -> None:
-        self._note(f"write({describe(b''.join(data))})")
+        if self.factory.trace is not None:
+            self._note(f"write({describe(b''.join(data))})")
         super().writeSequence(data)
 
     def loseConnection(self) -> None:
