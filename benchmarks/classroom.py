@@ -69,6 +69,7 @@ SANITIZE = REPO / "tests" / "nbval-sanitize.cfg"
 SIZES = (1, 5, 10, 20)
 #: A class is "within" when its slowest student takes at most this many times one student alone.
 WITHIN = 3.0
+BUSY_SAMPLE = 5.0  # seconds of CPU use measured before the first class (load_note)
 CELL_TIMEOUT = 120.0  # as `make nbval`
 SPAWN_TIMEOUT = 300.0
 HTTP_TIMEOUT = 60.0
@@ -885,7 +886,7 @@ def report(
         "kernels, with every student finished and every kernel still running.",
         *(SERVERS_READY_NOTE if ready else []),
         "",
-        load_note(float(facts["load at start"]), facts["cores"]),
+        load_note(float(facts["busy at start"]), facts["cores"]),
         "",
         f"| | |\n|---|---|\n| date | {facts['date']} |\n| cpu | {facts['cpu']} |\n| cores | {facts['cores']} |"
         f"\n| python | {facts['python']} |\n| code | {facts['code']} |",
@@ -971,13 +972,16 @@ def cpu_findings(classes: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def load_note(load: float, cores: str) -> str:
-    """What else the machine was doing, from the load average measured before the first class."""
-    if load < 0.5:
-        return f"The machine was otherwise idle when this started (load average {load:.1f}; {cores} cores)."
+def load_note(busy_percent: float, cores: str) -> str:
+    """What else the machine was doing: how busy its CPUs were over a few seconds before the first class.
+
+    (Not the load average, which still counts for a minute work that has already stopped.)
+    """
+    if busy_percent < 10:
+        return f"The machine was otherwise idle when this started (its CPUs {busy_percent:.0f}% busy; {cores} cores)."
     return (
-        f"**Other work was running on the machine** (load average {load:.1f} before the first class, on {cores}"
-        " cores): the figures are for a machine already busy, not an idle one. Load averages are in the table."
+        f"**Other work was running on the machine** (its CPUs {busy_percent:.0f}% busy just before the first class;"
+        f" {cores} cores): the figures are for a machine already busy, not an idle one. Load averages are in the table."
     )
 
 
@@ -1033,7 +1037,7 @@ def main() -> None:
         **machine_facts(),
         **installed_versions(),
         "code": code,
-        "load at start": f"{os.getloadavg()[0]}",
+        "busy at start": f"{psutil.cpu_percent(interval=BUSY_SAMPLE)}",
     }
     classes = []
     for size in arguments.sizes:
