@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -159,7 +160,7 @@ def write(
 
 
 def kept_classroom_section(path: Path) -> str:
-    """The "## Classroom" section `make classroom` wrote (this run does not measure it): kept as it is."""
+    """The "## Classroom…" sections `make classroom` wrote, last in the file (this run does not measure them)."""
     old = path.read_text() if path.exists() else ""
-    start = old.find("\n## Classroom\n")
-    return old[start:] if start >= 0 else ""
+    found = re.search(r"\n## Classroom\b", old)
+    return old[found.start() :] if found else ""
