@@ -1029,8 +1029,10 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     install()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
+    # What runs in the class (not RESULTS.md, which the last run rewrote): changed since the commit?
+    measured = ["src", "notebooks", "jupyterhub_config.py", "benchmarks/classroom.py", "pyproject.toml"]
     changed = subprocess.run(
-        ["git", "status", "--porcelain"], capture_output=True, text=True, cwd=REPO
+        ["git", "status", "--porcelain", "--", *measured], capture_output=True, text=True, cwd=REPO
     ).stdout
     code = (commit.stdout.strip() or "unknown") + (" with uncommitted changes" if changed.strip() else "")
     facts = {
