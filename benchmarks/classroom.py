@@ -959,11 +959,13 @@ def cpu_findings(classes: list[dict[str, Any]]) -> list[str]:
         used = sum(s.cpu["server"] + s.cpu["kernels"] for s in students) + result["hub cpu"]
         cores = used / result["wall"]
         budget = WITHIN * alone * cores / result["size"]
+        needed = used / (WITHIN * alone)  # cores that would do the class's CPU work within the budget
         lines.append(
             f"- N = {result['size']}: the students' servers and kernels and the hub used {used:.0f} CPU-seconds"
-            f" in {result['wall']:.0f} s: {cores:.2f} of the {os.cpu_count()} cores on average (the other load"
-            f" had the rest). A student costs {per_student:.1f} CPU-seconds; for all of them to finish"
-            f" within {WITHIN:g} × alone ({WITHIN * alone:.0f} s) on as many cores, each could use {budget:.1f}."
+            f" in {result['wall']:.0f} s: {cores:.2f} of the {os.cpu_count()} cores on average. A student"
+            f" costs {per_student:.1f} CPU-seconds; for all of them to finish within {WITHIN:g} × alone"
+            f" ({WITHIN * alone:.0f} s) on as many cores, each could use {budget:.1f}. The same work within"
+            f" {WITHIN:g} × alone needs about {needed:.1f} cores."
         )
     lines.append(
         f"- The benchmark itself (its {max(r['size'] for r in classes)} client threads, outputs compared as"
