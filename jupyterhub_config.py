@@ -92,7 +92,7 @@ c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
 
-# A student's JupyterLab and two kernels took about 410 MiB when measured.  The local process spawner only
+# A student's JupyterLab and two kernels took about 330 MiB (PSS) in `make classroom`.  The local process spawner only
 # announces these limits (MEM_LIMIT, CPU_LIMIT, which jupyter-resource-usage shows); spawners that
 # enforce them include systemdspawner (spawner_class = "systemdspawner.SystemdSpawner").
 c.Spawner.mem_limit = "1G"
