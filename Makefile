@@ -89,7 +89,7 @@ site: $(STAMP) ## The course as a static website (stored outputs, nothing re-run
 soak: $(STAMP) ## Chat soak: 1,000 clients join, chat and leave for a while; prints its figures
 	$(BIN)/pytest tests/soak -s -p no:cacheprovider
 
-bench: $(STAMP) ## Benchmarks against the floor and the alternatives; prints a table
+bench: $(STAMP) ## What the course adds over bare Twisted, start-up, memory per student, the alternatives; a table with verdicts
 	$(BIN)/python benchmarks/run.py
 
 # Not part of `make test`: it installs JupyterHub and configurable-http-proxy into .classroom/ (pip, npm).
