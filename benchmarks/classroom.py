@@ -52,7 +52,7 @@ from jupyter_server.services.kernels.connection.base import (
 from nbval.plugin import coalesce_streams, find_comment_markers, find_metadata_tags
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, BenchError, machine_facts, median, percentile
+from common import REPO, BenchError, git_state, machine_facts, median, percentile
 
 CLASSROOM = REPO / ".classroom"
 VENV = CLASSROOM / "venv"
@@ -1030,13 +1030,10 @@ def main() -> None:
     # Stopped with SIGTERM, still stop the hub and every student's server (Hub.stop, in a finally).
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     install()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
     # What runs in the class (not RESULTS.md, which the last run rewrote): changed since the commit?
-    measured = ["src", "notebooks", "jupyterhub_config.py", "benchmarks/classroom.py", "pyproject.toml"]
-    changed = subprocess.run(
-        ["git", "status", "--porcelain", "--", *measured], capture_output=True, text=True, cwd=REPO
-    ).stdout
-    code = (commit.stdout.strip() or "unknown") + (" with uncommitted changes" if changed.strip() else "")
+    code = git_state(
+        ["src", "notebooks", "jupyterhub_config.py", "benchmarks/classroom.py", "pyproject.toml"]
+    )
     facts = {
         **machine_facts(),
         **installed_versions(),

@@ -204,3 +204,22 @@ def machine_facts() -> dict[str, str]:
         "load average": " ".join(f"{load:.2f}" for load in os.getloadavg()),
         "open files (ulimit -n)": f"soft {soft}, hard {hard}",
     }
+
+
+def git_state(measured: Sequence[str]) -> str:
+    """The commit measured, and which of the *measured* paths had uncommitted changes (not, say, RESULTS.md)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--", *measured],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    dirty = [line[3:] for line in changed if line.strip()]
+    return (commit or "unknown") + (f" with uncommitted changes to {', '.join(dirty)}" if dirty else "")

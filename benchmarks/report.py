@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -106,29 +105,6 @@ stage that has become slow is seen.""",
 }
 
 
-def git_state() -> str:
-    """The commit measured, and whether the code had uncommitted changes."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=common.REPO,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src"],
-            cwd=common.REPO,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.split("\n")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    dirty = [line[3:] for line in changed if line.strip()]
-    return f"{commit}" + (f" with uncommitted changes to {', '.join(dirty)}" if dirty else "")
-
-
 def write(
     path: Path,
     facts: dict[str, str],
@@ -146,7 +122,7 @@ def write(
         ]
     parts += ["## The machine", "", "| | |", "|---|---|"]
     parts += [f"| {name} | {value} |" for name, value in facts.items()]
-    parts += [f"| code | {git_state()} |", ""]
+    parts += [f"| code | {common.git_state(['src'])} |", ""]
     parts += ["## Results", "", markdown(rows), ""]
     parts += [
         "Time per case: " + ", ".join(f"{case} {seconds:.0f} s" for case, seconds in timings.items()),
