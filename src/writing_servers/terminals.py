@@ -215,23 +215,17 @@ class ClassroomChat(Chat):
         problem = name_problem(wanted, self.users)
         super().handle_GETNAME(name)
         if self.name is not None:
-            classroom_log.info("{peer} joined as {name}", peer=self.peer_address(), name=self.name)
-        elif problem == "Name taken, please choose another.":
-            classroom_log.info(
-                "{peer} asked for {name!r}, already taken", peer=self.peer_address(), name=wanted
-            )
+            log_name_chosen(self, self.name, None)
+        elif problem is not None:
+            log_name_chosen(self, wanted, problem)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self.name is not None and self.users.get(self.name) is self:
-            classroom_log.info("{name} left ({peer})", name=self.name, peer=self.peer_address())
+            log_left(self, self.name)
         super().connectionLost(reason)
 
-    def peer_address(self) -> str:
-        assert self.transport is not None  # only called while connected
-        return describe_address(self.transport.getPeer())
-
     def peer_description(self) -> str:
-        return f"{super().peer_description()} ({self.peer_address()})"
+        return f"{super().peer_description()} ({peer_of(self)})"
 
 
 class ClassroomChatRoom(ChatRoom):
@@ -239,17 +233,30 @@ class ClassroomChatRoom(ChatRoom):
 
     def join(self, name: str, member: Member) -> str | None:
         refusal = super().join(name, member)
-        if refusal is None:
-            classroom_log.info("{peer} joined as {name}", peer=peer_of(member), name=name)
-        elif refusal == "Name taken, please choose another.":
-            classroom_log.info("{peer} asked for {name!r}, already taken", peer=peer_of(member), name=name)
+        log_name_chosen(member, name, refusal)
         return refusal
 
     def leave(self, name: str) -> None:
         member = self.members.get(name)
         super().leave(name)
         if member is not None:
-            classroom_log.info("{name} left ({peer})", name=name, peer=peer_of(member))
+            log_left(member, name)
+
+
+# The teacher's lines for both chats: the section modules refuse a taken name with these words.
+NAME_TAKEN = "Name taken, please choose another."
+
+
+def log_name_chosen(member: object, name: str, refusal: str | None) -> None:
+    """A join, or a clash over a taken name; other refusals (a name with spaces) are the student's business."""
+    if refusal is None:
+        classroom_log.info("{peer} joined as {name}", peer=peer_of(member), name=name)
+    elif refusal == NAME_TAKEN:
+        classroom_log.info("{peer} asked for {name!r}, already taken", peer=peer_of(member), name=name)
+
+
+def log_left(member: object, name: str) -> None:
+    classroom_log.info("{name} left ({peer})", name=name, peer=peer_of(member))
 
 
 def peer_of(member: object) -> str:
